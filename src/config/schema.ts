@@ -1,0 +1,49 @@
+// The configuration of one Shadowplane process. Every key has a default, so an empty
+// file (or none) runs the embedded default: file registry and rules from examples/.
+// Keys are snake_case, as in Envoy's own YAML; each maps to an environment variable
+// SHADOWPLANE_<PATH> (e.g. xds.address → SHADOWPLANE_XDS_ADDRESS).
+import { z } from 'zod';
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:18000')
+  .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'port must be at most 65535');
+
+const tlsSchema = z
+  .object({
+    cert_file: z.string().min(1).describe('PEM certificate the xDS server presents'),
+    key_file: z.string().min(1).describe('PEM private key of that certificate'),
+    ca_file: z.string().min(1).optional().describe('PEM CA bundle; when set, clients must present a certificate it signed'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    log: z
+      .object({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        format: z.enum(['json', 'pretty']).default('json').describe('json for machines, pretty for people'),
+      })
+      .strict()
+      .default({ level: 'info', format: 'json' }),
+    xds: z
+      .object({
+        address: hostPort.default('127.0.0.1:18000').describe('where the ADS server listens'),
+        max_message_bytes: z.number().int().min(1024).default(64 * 1024 * 1024),
+        keepalive_time_ms: z.number().int().min(1000).default(30_000),
+        keepalive_timeout_ms: z.number().int().min(100).default(10_000),
+        tls: tlsSchema.optional(),
+      })
+      .strict()
+      .default({ address: '127.0.0.1:18000', max_message_bytes: 64 * 1024 * 1024, keepalive_time_ms: 30_000, keepalive_timeout_ms: 10_000 }),
+    registry: z
+      .object({
+        source: z.enum(['file']).default('file').describe('where services come from (Consul arrives with the inputs work)'),
+        path: z.string().min(1).default('examples/registry').describe('file registry: a folder of service definitions'),
+      })
+      .strict()
+      .default({ source: 'file', path: 'examples/registry' }),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,37 @@
+// The intermediate model: plain immutable data that sources produce and translate
+// consumes. No I/O and no Envoy types here.
+
+/** One running instance of a service, as the registry reports it. */
+export interface Instance {
+  readonly id: string;
+  readonly address: string;
+  readonly port: number;
+  readonly tags: readonly string[];
+  readonly meta: Readonly<Record<string, string>>;
+}
+
+export interface Service {
+  readonly name: string;
+  readonly instances: readonly Instance[];
+}
+
+/** What the registry knows: every service by name. */
+export interface Registry {
+  readonly services: ReadonlyMap<string, Service>;
+}
+
+/** The subset that instances without a routing tag belong to. */
+export const STABLE_SUBSET = 'stable';
+
+export interface Subset {
+  readonly service: string;
+  /** `stable` or a routing tag such as `beta`, `shadow`, `dev-laptop-1`. */
+  readonly name: string;
+  readonly instances: readonly Instance[];
+}
+
+export interface Model {
+  readonly registry: Registry;
+}
+
+export const emptyRegistry = (): Registry => ({ services: new Map() });

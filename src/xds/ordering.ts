@@ -1,0 +1,79 @@
+// Make-before-break, shared by the SotW and delta loops (xDS spec, "Eventual
+// consistency considerations"):
+//  - a route or listener that needs a cluster is held back until the proxy has
+//    acknowledged that cluster and its endpoints (routes are not warmed by Envoy);
+//  - a cluster that leaves the snapshot stays on the proxy until no route or listener
+//    the proxy may still hold refers to it.
+import type { Snapshot } from './cache.js';
+import type { Resource } from './resource.js';
+import { TypeUrl, type ResourceTypeUrl } from './resources.js';
+
+/** What one stream's client has been sent or has acknowledged. */
+export interface ClientView {
+  /** Resources of a type the client may hold: sent (perhaps not yet applied) or acknowledged. */
+  held(typeUrl: ResourceTypeUrl): Iterable<Resource>;
+  /** Resources of a type the client has acknowledged, by name. */
+  acked(typeUrl: ResourceTypeUrl): ReadonlyMap<string, Resource>;
+}
+
+/** Clusters gone from the snapshot that a route or listener the client may hold still needs. */
+export function retainedClusters(snapshot: Snapshot, client: ClientView): Map<string, Resource> {
+  const current = snapshot.resources(TypeUrl.Cluster);
+  const needed = new Set<string>();
+  for (const typeUrl of [TypeUrl.Listener, TypeUrl.RouteConfiguration] as const) {
+    for (const r of client.held(typeUrl)) {
+      for (const ref of r.references) if (ref.typeUrl === TypeUrl.Cluster && !current.has(ref.name)) needed.add(ref.name);
+    }
+  }
+  const retained = new Map<string, Resource>();
+  if (needed.size === 0) return retained;
+  for (const r of client.held(TypeUrl.Cluster)) if (needed.has(r.name)) retained.set(r.name, r);
+  return retained;
+}
+
+/**
+ * The resources of a type this client should have now: the snapshot's, plus the
+ * clusters (and their endpoints) kept for routes it may still hold.
+ */
+export function desiredResources(typeUrl: ResourceTypeUrl, snapshot: Snapshot, client: ClientView): ReadonlyMap<string, Resource> {
+  const base = snapshot.resources(typeUrl);
+  if (typeUrl !== TypeUrl.Cluster && typeUrl !== TypeUrl.ClusterLoadAssignment) return base;
+  const retained = retainedClusters(snapshot, client);
+  if (retained.size === 0) return base;
+  const out = new Map(base);
+  if (typeUrl === TypeUrl.Cluster) {
+    for (const [name, r] of retained) out.set(name, r);
+  } else {
+    const endpointNames = new Set([...retained.values()].flatMap((c) => c.references.map((ref) => ref.name)));
+    for (const r of client.held(TypeUrl.ClusterLoadAssignment)) if (endpointNames.has(r.name) && !out.has(r.name)) out.set(r.name, r);
+  }
+  return out;
+}
+
+/**
+ * Clusters that `pending` (routes or listeners about to be sent) refer to, which the
+ * client has not yet acknowledged at their current version together with their
+ * endpoints. Empty means the resources may go out.
+ */
+export function unmetClusters(pending: Iterable<Resource>, snapshot: Snapshot, client: ClientView): string[] {
+  const clusters = snapshot.resources(TypeUrl.Cluster);
+  const ackedClusters = client.acked(TypeUrl.Cluster);
+  const ackedEndpoints = client.acked(TypeUrl.ClusterLoadAssignment);
+  const endpoints = snapshot.resources(TypeUrl.ClusterLoadAssignment);
+  const unmet = new Set<string>();
+  for (const r of pending) {
+    for (const ref of r.references) {
+      if (ref.typeUrl !== TypeUrl.Cluster) continue;
+      const cluster = clusters.get(ref.name);
+      if (!cluster) continue; // retained or dangling: nothing newer to wait for
+      if (ackedClusters.get(ref.name)?.version !== cluster.version) {
+        unmet.add(ref.name);
+        continue;
+      }
+      for (const dep of cluster.references) {
+        if (ackedEndpoints.get(dep.name)?.version !== endpoints.get(dep.name)?.version) unmet.add(ref.name);
+      }
+    }
+  }
+  return [...unmet].sort();
+}

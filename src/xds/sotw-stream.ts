@@ -1,0 +1,234 @@
+// One state-of-the-world ADS stream (StreamAggregatedResources). Each type_url is its
+// own sub-stream with its own nonce, version and ACK/NACK state (xDS spec).
+import { TYPE_SHORT_NAMES, TypeUrl, PUSH_ORDER, isResourceTypeUrl, type ResourceTypeUrl } from './resources.js';
+import { versionOf } from './cache.js';
+import { desiredResources, unmetClusters, type ClientView } from './ordering.js';
+import { StreamBase } from './stream-base.js';
+import { encodeDiscoveryResponse, type DiscoveryRequest } from './wire.js';
+import type { Resource } from './resource.js';
+
+const NONE: ReadonlyMap<string, Resource> = new Map();
+
+export interface TypeStatus {
+  typeUrl: ResourceTypeUrl;
+  sentVersion?: string;
+  ackedVersion?: string;
+  nackedVersion?: string;
+  lastError?: string;
+  sent: ReadonlyMap<string, Resource>;
+  acked: ReadonlyMap<string, Resource>;
+  updatedAt: number;
+}
+
+class TypeState implements TypeStatus {
+  wildcard = false;
+  everNamed = false;
+  names = new Set<string>();
+  /** The client's version_info on its latest request. */
+  clientVersion = '';
+  nonce = '';
+  sentVersion?: string;
+  sent: ReadonlyMap<string, Resource> = NONE;
+  /** Subscription at the time of the last response, to spot newly requested names. */
+  namesAtSend = new Set<string>();
+  wildcardAtSend = false;
+  ackedVersion?: string;
+  acked: ReadonlyMap<string, Resource> = NONE;
+  nackedVersion?: string;
+  lastError?: string;
+  /** Resend even if the version did not change (endpoints after a cluster change). */
+  force = false;
+  heldSince?: number;
+  updatedAt = Date.now();
+
+  constructor(readonly typeUrl: ResourceTypeUrl) {}
+
+  subscribe(names: readonly string[]): void {
+    if (names.length === 0 && !this.everNamed) {
+      this.wildcard = true; // legacy wildcard: a type never named is "*"
+      return;
+    }
+    this.everNamed = true;
+    this.wildcard = names.includes('*');
+    this.names = new Set(names.filter((n) => n !== '*'));
+  }
+
+  hasNewNames(): boolean {
+    if (this.wildcard && !this.wildcardAtSend) return true;
+    for (const n of this.names) if (!this.namesAtSend.has(n)) return true;
+    return false;
+  }
+
+  select(all: ReadonlyMap<string, Resource>): Resource[] {
+    if (this.wildcard) return [...all.values()];
+    const out: Resource[] = [];
+    for (const n of this.names) {
+      const r = all.get(n);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+}
+
+export class SotwStream extends StreamBase implements ClientView {
+  private readonly types = new Map<ResourceTypeUrl, TypeState>();
+
+  held(typeUrl: ResourceTypeUrl): Iterable<Resource> {
+    const st = this.types.get(typeUrl);
+    if (!st) return [];
+    if (st.acked === st.sent) return st.sent.values();
+    return new Map([...st.acked, ...st.sent]).values();
+  }
+
+  acked(typeUrl: ResourceTypeUrl): ReadonlyMap<string, Resource> {
+    return this.types.get(typeUrl)?.acked ?? NONE;
+  }
+
+  status(): TypeStatus[] {
+    return PUSH_ORDER.flatMap((t) => (this.types.has(t) ? [this.types.get(t)!] : []));
+  }
+
+  onRequest(req: DiscoveryRequest): void {
+    if (this.closed || !this.acceptNode(req.node)) return;
+    const { callbacks, logger } = this.options;
+    const typeUrl = req.type_url;
+    callbacks.onRequest({
+      stream_id: this.id,
+      node_id: this.nodeId,
+      type_url: typeUrl,
+      resource_names: req.resource_names,
+      response_nonce: req.response_nonce,
+    });
+    if (!isResourceTypeUrl(typeUrl)) {
+      logger.debug({ stream_id: this.id, node_id: this.nodeId, type_url: typeUrl }, 'ignoring request for a type this server does not serve');
+      return;
+    }
+    let st = this.types.get(typeUrl);
+    if (!st) this.types.set(typeUrl, (st = new TypeState(typeUrl)));
+    // A stale request still changes the subscription (envoy#10363), but gets no answer.
+    st.subscribe(req.resource_names);
+    st.clientVersion = req.version_info;
+    if (req.response_nonce !== '' && req.response_nonce !== st.nonce) return;
+
+    if (req.response_nonce !== '') {
+      const event = { stream_id: this.id, node_id: this.nodeId, type_url: typeUrl, nonce: req.response_nonce };
+      if (req.error_detail) {
+        st.nackedVersion = st.sentVersion;
+        st.lastError = req.error_detail.message ?? '';
+        callbacks.onNack({ ...event, version: st.sentVersion ?? '', error_code: req.error_detail.code ?? 0, error_message: st.lastError });
+      } else {
+        st.ackedVersion = st.sentVersion;
+        st.acked = st.sent;
+        st.lastError = undefined;
+        callbacks.onAck({ ...event, version: st.sentVersion ?? '' });
+      }
+      st.updatedAt = Date.now();
+    }
+    this.pump();
+  }
+
+  protected onSnapshot(): void {
+    this.pump();
+  }
+
+  protected pumpOnce(): 'idle' | 'blocked' {
+    const snapshot = this.snapshot;
+    if (!snapshot) return 'idle';
+    for (const typeUrl of PUSH_ORDER) {
+      const st = this.types.get(typeUrl);
+      if (!st || !this.canWrite) continue;
+      const all = desiredResources(typeUrl, snapshot, this);
+      const desired = st.select(all);
+      const version = st.wildcard && all === snapshot.resources(typeUrl) ? snapshot.version(typeUrl) : versionOf(desired);
+
+      if (st.sentVersion === undefined && st.clientVersion !== '' && st.clientVersion === version) {
+        // Reconnected with exactly this state (content-hash versions): nothing to send.
+        this.recordSent(st, version, desired);
+        st.ackedVersion = version;
+        st.acked = st.sent;
+        continue;
+      }
+      const newNames = st.hasNewNames();
+      if (!st.force && !newNames && version === st.sentVersion) continue;
+      if (!st.force && !newNames && version === st.nackedVersion) continue; // never repeat a rejected version
+      if (this.holdBack(st, desired)) continue;
+      this.respond(st, version, desired);
+    }
+    return 'idle';
+  }
+
+  /** Routes and listeners wait until the clusters they need are on the proxy (see ordering.ts). */
+  private holdBack(st: TypeState, desired: Resource[]): boolean {
+    if (st.typeUrl !== TypeUrl.Listener && st.typeUrl !== TypeUrl.RouteConfiguration) return false;
+    if (!this.types.get(TypeUrl.Cluster)?.wildcard || !this.snapshot) return false;
+    const changed = desired.filter((r) => st.sent.get(r.name)?.version !== r.version);
+    const unmet = unmetClusters(changed, this.snapshot, this);
+    if (unmet.length === 0) return false;
+    const now = Date.now();
+    st.heldSince ??= now;
+    const waited = now - st.heldSince;
+    if (waited < this.options.dependencyTimeoutMs) {
+      this.armGate(this.options.dependencyTimeoutMs - waited);
+      return true;
+    }
+    this.options.logger.warn(
+      { stream_id: this.id, node_id: this.nodeId, type_url: st.typeUrl, clusters: unmet, waited_ms: waited },
+      'sending without acknowledgement of the clusters it needs',
+    );
+    return false;
+  }
+
+  private respond(st: TypeState, version: string, desired: Resource[]): void {
+    const previous = st.sent;
+    const nonce = this.nextNonce();
+    const bytes = encodeDiscoveryResponse({
+      versionInfo: version,
+      typeUrl: st.typeUrl,
+      nonce,
+      resources: desired,
+      controlPlaneId: this.options.controlPlaneId,
+    });
+    st.nonce = nonce;
+    this.recordSent(st, version, desired);
+    if (st.typeUrl === TypeUrl.Cluster) this.resendEndpointsOfChangedClusters(previous, st.sent);
+    this.options.callbacks.onResponse({
+      stream_id: this.id,
+      node_id: this.nodeId,
+      type_url: st.typeUrl,
+      version,
+      nonce,
+      resources: desired.length,
+      removed: 0,
+    });
+    this.send(bytes);
+  }
+
+  private recordSent(st: TypeState, version: string, desired: Resource[]): void {
+    st.sentVersion = version;
+    st.sent = new Map(desired.map((r) => [r.name, r]));
+    st.namesAtSend = new Set(st.names);
+    st.wildcardAtSend = st.wildcard;
+    st.force = false;
+    st.heldSince = undefined;
+    st.updatedAt = Date.now();
+  }
+
+  /** Envoy keeps an updated cluster warming until its endpoints arrive again. */
+  private resendEndpointsOfChangedClusters(before: ReadonlyMap<string, Resource>, after: ReadonlyMap<string, Resource>): void {
+    const eds = this.types.get(TypeUrl.ClusterLoadAssignment);
+    if (!eds) return;
+    for (const [name, r] of after) {
+      const old = before.get(name);
+      if (old && old.version !== r.version) {
+        eds.force = true;
+        return;
+      }
+    }
+  }
+
+  describe(): string {
+    return `${this.kind} stream ${this.id} (${this.nodeId}): ${this.status()
+      .map((s) => `${TYPE_SHORT_NAMES[s.typeUrl]}=${s.ackedVersion ?? '-'}`)
+      .join(' ')}`;
+  }
+}

@@ -1,0 +1,138 @@
+// What the SotW and delta loops share: the node check on the first request, the
+// group's snapshot watch, flow control, and the gate timer.
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { ConfigWatcher, Snapshot } from './cache.js';
+import type { StreamKind, XdsCallbacks } from './callbacks.js';
+import type { Node } from './wire.js';
+import type { Logger } from '../log.js';
+
+/** Where a stream's responses go; the gRPC call in production, a fake in tests. */
+export interface ResponseSink {
+  /** Returns false when the transport's buffer is full: wait for `onDrain`. */
+  write(bytes: Buffer): boolean;
+  onDrain(listener: () => void): void;
+  /** Ends the stream with an error status. */
+  fail(code: GrpcStatus, message: string): void;
+}
+
+export interface StreamOptions {
+  watcher: ConfigWatcher;
+  callbacks: XdsCallbacks;
+  logger: Logger;
+  /** Which snapshot a proxy gets; proxies of one group share one snapshot. */
+  groupOf(node: Node): string;
+  controlPlaneId: string;
+  /**
+   * How long a route or listener waits for the clusters it needs before it is sent
+   * anyway, so a proxy that never acknowledges cannot hold its routes back forever.
+   */
+  dependencyTimeoutMs: number;
+}
+
+export abstract class StreamBase {
+  protected node?: Node;
+  protected group = '';
+  protected snapshot?: Snapshot;
+  protected closed = false;
+  private unwatch?: () => void;
+  private writable = true;
+  private gateTimer?: NodeJS.Timeout;
+  private nonceCounter = 0;
+
+  constructor(
+    readonly id: number,
+    readonly kind: StreamKind,
+    readonly peer: string,
+    protected readonly sink: ResponseSink,
+    protected readonly options: StreamOptions,
+  ) {
+    options.callbacks.onStreamOpen({ stream_id: id, kind, peer });
+  }
+
+  get nodeId(): string {
+    return this.node?.id ?? '';
+  }
+
+  get nodeInfo(): Node | undefined {
+    return this.node;
+  }
+
+  /** Checks the node of a request. Returns false (and ends the stream) when it is wrong. */
+  protected acceptNode(node: Node | undefined): boolean {
+    if (!this.node) {
+      if (!node?.id) {
+        this.fail(GrpcStatus.INVALID_ARGUMENT, 'the first request on a stream must carry node.id');
+        return false;
+      }
+      this.node = node;
+      this.group = this.options.groupOf(node);
+      this.snapshot = this.options.watcher.get(this.group);
+      this.unwatch = this.options.watcher.watch(this.group, (snapshot) => {
+        this.snapshot = snapshot;
+        this.onSnapshot();
+      });
+      return true;
+    }
+    if (node?.id && node.id !== this.node.id) {
+      this.fail(GrpcStatus.INVALID_ARGUMENT, `node.id changed on the stream from "${this.node.id}" to "${node.id}"`);
+      return false;
+    }
+    return true;
+  }
+
+  protected nextNonce(): string {
+    this.nonceCounter += 1;
+    return this.nonceCounter.toString(36);
+  }
+
+  /** Called when the group publishes a new snapshot. */
+  protected abstract onSnapshot(): void;
+  /** Sends what is due, in push order, while the transport takes it. */
+  protected abstract pumpOnce(): 'idle' | 'blocked';
+
+  protected pump(): void {
+    if (this.closed || !this.writable || !this.node) return;
+    this.pumpOnce();
+  }
+
+  /** Writes one response; stops the pump until the transport drains if it is full. */
+  protected send(bytes: Buffer): boolean {
+    if (this.sink.write(bytes)) return true;
+    this.writable = false;
+    this.sink.onDrain(() => {
+      this.writable = true;
+      this.pump();
+    });
+    return false;
+  }
+
+  protected get canWrite(): boolean {
+    return this.writable && !this.closed;
+  }
+
+  /** Re-runs the pump when held-back resources would be sent anyway. */
+  protected armGate(delayMs: number): void {
+    if (this.gateTimer) return;
+    this.gateTimer = setTimeout(() => {
+      this.gateTimer = undefined;
+      this.pump();
+    }, delayMs);
+    this.gateTimer.unref();
+  }
+
+  protected fail(code: GrpcStatus, message: string): void {
+    if (this.closed) return;
+    this.options.logger.warn({ stream_id: this.id, node_id: this.nodeId, code, reason: message }, 'ending xDS stream');
+    this.sink.fail(code, message);
+    this.close(message);
+  }
+
+  /** Releases the watch and timers. Idempotent. */
+  close(reason?: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unwatch?.();
+    if (this.gateTimer) clearTimeout(this.gateTimer);
+    this.options.callbacks.onStreamClose({ stream_id: this.id, kind: this.kind, peer: this.peer, node_id: this.node?.id, reason });
+  }
+}
