@@ -7,14 +7,17 @@ export default class SummaryReporter implements Reporter {
   onTestRunEnd(modules: ReadonlyArray<TestModule>, errors: ReadonlyArray<unknown>): void {
     const count = { passed: 0, failed: 0, skipped: 0 };
     for (const module of modules) {
+      let failedHere = 0;
       for (const test of module.children.allTests()) {
         const state = test.result().state;
         if (state === 'passed') count.passed++;
-        else if (state === 'failed') count.failed++;
+        else if (state === 'failed') failedHere++;
         else count.skipped++;
       }
-      // A file that failed to load has no tests, but it failed.
-      if (module.state() === 'failed' && [...module.children.allTests()].length === 0) count.failed++;
+      // A file that failed to load, or whose setup hook threw, failed even though
+      // none of its tests did (they count as skipped): count the file once.
+      if (module.state() === 'failed' && failedHere === 0) failedHere = 1;
+      count.failed += failedHere;
     }
     count.failed += errors.length;
     process.stdout.write(`\ntests: ${count.passed} passed, ${count.failed} failed, ${count.skipped} skipped\n`);
