@@ -4,7 +4,9 @@ import os from 'node:os';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
 import type { Model } from './model/types.js';
-import { loadRegistryDir } from './sources/file-registry.js';
+import { FileRegistrySource } from './sources/file-registry.js';
+import type { Source } from './sources/source.js';
+import type { Registry } from './model/types.js';
 import { SnapshotCache, Snapshot } from './xds/cache.js';
 import { Resource } from './xds/resource.js';
 import { XdsServer } from './xds/server.js';
@@ -69,14 +71,21 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
     tls: config.xds.tls,
   });
 
+  const registrySource: Source<Registry> = new FileRegistrySource({
+    dir: config.registry.path,
+    logger: logger.child({ component: 'file-registry' }),
+  });
+
   return {
     cache,
     async start() {
-      setModel({ registry: loadRegistryDir(config.registry.path) });
-      logger.info({ registry: config.registry.path, services: model?.registry.services.size }, 'registry loaded');
+      // The registry comes first: serving xDS before there is a model would answer
+      // proxies with nothing, and an empty SotW listener set deletes their listeners.
+      await registrySource.start((registry) => setModel({ registry }));
       return { xdsPort: await server.start() };
     },
     async stop() {
+      await registrySource.stop();
       await server.stop();
     },
   };

@@ -6,6 +6,9 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Instance, Registry, Service } from '../model/types.js';
 import { parseYaml, YamlSyntaxError } from '../util/yaml.js';
+import type { Logger } from '../log.js';
+import { watchDirectory } from './dir-watch.js';
+import type { Source, SourceStatus } from './source.js';
 
 const serviceName = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'lower-case letters, digits and dashes, at most 63');
 
@@ -93,4 +96,68 @@ export function loadRegistryDir(dir: string): Registry {
     [...byService.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, instances]) => [name, { name, instances }]),
   );
   return { services };
+}
+
+export interface FileRegistryOptions {
+  dir: string;
+  logger: Logger;
+  debounceMs?: number;
+  pollMs?: number;
+}
+
+/**
+ * The file registry as a live source: reloads the folder when it changes. A bad edit
+ * (a half-written file included) is refused with file, line and reason, and the
+ * previous registry stays in force; so does a deleted folder, which also marks the
+ * source unhealthy until it is back.
+ */
+export class FileRegistrySource implements Source<Registry> {
+  private stopWatch?: () => void;
+  private current?: Registry;
+  private fingerprint = '';
+  private state: { healthy: boolean; lastSuccessMs?: number; lastError?: string; updates: number } = { healthy: false, updates: 0 };
+
+  constructor(private readonly options: FileRegistryOptions) {}
+
+  start(onUpdate: (registry: Registry) => void): Promise<void> {
+    this.reload(onUpdate);
+    if (!this.current) return Promise.reject(new RegistryError([this.state.lastError ?? 'no registry']));
+    this.stopWatch = watchDirectory(this.options.dir, () => this.reload(onUpdate), this.options);
+    return Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    this.stopWatch?.();
+    return Promise.resolve();
+  }
+
+  status(): SourceStatus {
+    return { source: 'file-registry', ...this.state };
+  }
+
+  private reload(onUpdate: (registry: Registry) => void): void {
+    const log = this.options.logger;
+    let next: Registry;
+    try {
+      next = loadRegistryDir(this.options.dir);
+    } catch (err) {
+      const problems = err instanceof RegistryError ? err.problems : [String(err)];
+      this.state = { ...this.state, healthy: false, lastError: problems.join('; ') };
+      log.error({ dir: this.options.dir, problems }, 'registry refused; the previous one stays in force');
+      return;
+    }
+    this.state = { ...this.state, healthy: true, lastSuccessMs: Date.now(), lastError: undefined };
+    const fingerprint = registryFingerprint(next);
+    if (fingerprint === this.fingerprint) return;
+    this.fingerprint = fingerprint;
+    this.current = next;
+    this.state.updates += 1;
+    log.info({ dir: this.options.dir, services: next.services.size }, 'registry loaded');
+    onUpdate(next);
+  }
+}
+
+/** Equal registries give equal fingerprints (services and instances are sorted). */
+export function registryFingerprint(registry: Registry): string {
+  return JSON.stringify([...registry.services.values()].map((s) => [s.name, [...s.instances].sort((a, b) => (a.id < b.id ? -1 : 1))]));
 }
