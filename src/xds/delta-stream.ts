@@ -13,6 +13,8 @@ const MAX_IN_FLIGHT = 32;
 interface InFlight {
   resources: Resource[];
   removed: string[];
+  /** The system version the response carried: what its ACK or NACK refers to. */
+  version: string;
 }
 
 class DeltaTypeState {
@@ -43,7 +45,10 @@ export class DeltaStream extends StreamBase implements ClientView {
   private readonly types = new Map<ResourceTypeUrl, DeltaTypeState>();
 
   held(typeUrl: ResourceTypeUrl): Iterable<Resource> {
-    return this.types.get(typeUrl)?.held.values() ?? [];
+    const st = this.types.get(typeUrl);
+    if (!st) return [];
+    // Sent first, then what the client acknowledged and may still run until it ACKs the change.
+    return [...st.held.values(), ...[...st.acked.values()].filter((r) => st.held.get(r.name) !== r)];
   }
 
   acked(typeUrl: ResourceTypeUrl): ReadonlyMap<string, Resource> {
@@ -93,6 +98,7 @@ export class DeltaStream extends StreamBase implements ClientView {
       if (!st.isSubscribed(name)) {
         st.known.delete(name);
         st.held.delete(name);
+        st.acked.delete(name);
         st.mustAnswer.delete(name);
       }
     }
@@ -101,7 +107,7 @@ export class DeltaStream extends StreamBase implements ClientView {
     const inFlight = req.response_nonce ? st.inFlight.get(req.response_nonce) : undefined;
     if (inFlight) {
       st.inFlight.delete(req.response_nonce);
-      const event = { stream_id: this.id, node_id: this.nodeId, type_url: typeUrl, nonce: req.response_nonce, version: this.snapshot?.version(typeUrl) ?? '' };
+      const event = { stream_id: this.id, node_id: this.nodeId, type_url: typeUrl, nonce: req.response_nonce, version: inFlight.version };
       if (req.error_detail) {
         for (const r of inFlight.resources) st.nacked.set(r.name, r.version);
         st.lastError = req.error_detail.message ?? '';
@@ -190,7 +196,7 @@ export class DeltaStream extends StreamBase implements ClientView {
       st.held.delete(name);
       st.mustAnswer.delete(name);
     }
-    st.inFlight.set(nonce, { resources: toSend, removed });
+    st.inFlight.set(nonce, { resources: toSend, removed, version: systemVersion });
     if (st.inFlight.size > MAX_IN_FLIGHT) st.inFlight.delete(st.inFlight.keys().next().value!);
     st.heldSince = undefined;
     st.updatedAt = Date.now();

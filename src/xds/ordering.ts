@@ -10,7 +10,11 @@ import { TypeUrl, type ResourceTypeUrl } from './resources.js';
 
 /** What one stream's client has been sent or has acknowledged. */
 export interface ClientView {
-  /** Resources of a type the client may hold: sent (perhaps not yet applied) or acknowledged. */
+  /**
+   * Resources of a type the client may hold: sent (perhaps not yet applied) and
+   * acknowledged. A name sent at a new version but not yet ACKed appears twice, newest
+   * first: until the ACK the proxy may still run the old one.
+   */
   held(typeUrl: ResourceTypeUrl): Iterable<Resource>;
   /** Resources of a type the client has acknowledged, by name. */
   acked(typeUrl: ResourceTypeUrl): ReadonlyMap<string, Resource>;
@@ -27,7 +31,8 @@ export function retainedClusters(snapshot: Snapshot, client: ClientView): Map<st
   }
   const retained = new Map<string, Resource>();
   if (needed.size === 0) return retained;
-  for (const r of client.held(TypeUrl.Cluster)) if (needed.has(r.name)) retained.set(r.name, r);
+  // `held` lists the newest sent version of a name first: keep that one.
+  for (const r of client.held(TypeUrl.Cluster)) if (needed.has(r.name) && !retained.has(r.name)) retained.set(r.name, r);
   return retained;
 }
 
@@ -51,27 +56,41 @@ export function desiredResources(typeUrl: ResourceTypeUrl, snapshot: Snapshot, c
 }
 
 /**
- * Clusters that `pending` (routes or listeners about to be sent) refer to, which the
- * client has not yet acknowledged at their current version together with their
- * endpoints. Empty means the resources may go out.
+ * The clusters a route or listener needs: its own references, and for a listener those
+ * of the route configurations it takes over RDS (LDS goes after the CDS/EDS it needs).
+ */
+function clustersNeeded(r: Resource, snapshot: Snapshot): string[] {
+  const routeConfigs = snapshot.resources(TypeUrl.RouteConfiguration);
+  return r.references.flatMap((ref) => {
+    if (ref.typeUrl === TypeUrl.Cluster) return [ref.name];
+    if (ref.typeUrl !== TypeUrl.RouteConfiguration) return [];
+    return (routeConfigs.get(ref.name)?.references ?? []).flatMap((inner) => (inner.typeUrl === TypeUrl.Cluster ? [inner.name] : []));
+  });
+}
+
+/**
+ * Clusters that `pending` (routes or listeners about to be sent) need, which the
+ * client has not yet acknowledged at their current version, or whose endpoints it has
+ * never acknowledged. Empty means the resources may go out. Any acknowledged version
+ * of the endpoints will do: a cluster that has had endpoints is warm (an updated one
+ * keeps serving while it re-warms), and waiting for the latest endpoints would hold
+ * routes back for as long as endpoints churn.
  */
 export function unmetClusters(pending: Iterable<Resource>, snapshot: Snapshot, client: ClientView): string[] {
   const clusters = snapshot.resources(TypeUrl.Cluster);
   const ackedClusters = client.acked(TypeUrl.Cluster);
   const ackedEndpoints = client.acked(TypeUrl.ClusterLoadAssignment);
-  const endpoints = snapshot.resources(TypeUrl.ClusterLoadAssignment);
   const unmet = new Set<string>();
   for (const r of pending) {
-    for (const ref of r.references) {
-      if (ref.typeUrl !== TypeUrl.Cluster) continue;
-      const cluster = clusters.get(ref.name);
+    for (const name of clustersNeeded(r, snapshot)) {
+      const cluster = clusters.get(name);
       if (!cluster) continue; // retained or dangling: nothing newer to wait for
-      if (ackedClusters.get(ref.name)?.version !== cluster.version) {
-        unmet.add(ref.name);
+      if (ackedClusters.get(name)?.version !== cluster.version) {
+        unmet.add(name);
         continue;
       }
       for (const dep of cluster.references) {
-        if (ackedEndpoints.get(dep.name)?.version !== endpoints.get(dep.name)?.version) unmet.add(ref.name);
+        if (!ackedEndpoints.has(dep.name)) unmet.add(name);
       }
     }
   }

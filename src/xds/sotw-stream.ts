@@ -77,7 +77,8 @@ export class SotwStream extends StreamBase implements ClientView {
     const st = this.types.get(typeUrl);
     if (!st) return [];
     if (st.acked === st.sent) return st.sent.values();
-    return new Map([...st.acked, ...st.sent]).values();
+    // Sent first, then what the client acknowledged and may still run until its next ACK.
+    return [...st.sent.values(), ...[...st.acked.values()].filter((r) => st.sent.get(r.name) !== r)];
   }
 
   acked(typeUrl: ResourceTypeUrl): ReadonlyMap<string, Resource> {

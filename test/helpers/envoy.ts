@@ -23,6 +23,8 @@ export interface EnvoyOptions {
 
 export interface ClusterStatus {
   name: string;
+  /** True for clusters that came over CDS rather than from the bootstrap. */
+  added_via_api?: boolean;
   host_statuses?: { address?: { socket_address?: { address: string; port_value: number } } }[];
 }
 
