@@ -23,6 +23,10 @@ export function buildClusterLoadAssignment(subset: Subset): ResourceObject {
         ? []
         : [
             {
+              // Envoy needs neither, but gRPC's xDS client refuses a locality-less group
+              // and ignores one without weight.
+              locality: {},
+              load_balancing_weight: { value: 1 },
               lb_endpoints: subset.instances.map((i) => ({
                 endpoint: { address: { socket_address: { address: i.address, port_value: i.port } } },
               })),

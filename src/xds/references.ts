@@ -43,20 +43,29 @@ function routeConfigurationRefs(object: ResourceObject): Reference[] {
   return [...names].map((name) => ({ typeUrl: TypeUrl.Cluster, name }));
 }
 
+/** An HTTP connection manager's needs: its RDS route configuration, or an inline one's clusters. */
+function connectionManagerRefs(config: Obj): Reference[] {
+  const refs: Reference[] = [];
+  const rds = obj(config.rds);
+  const name = str(rds?.route_config_name);
+  if (name && obj(obj(rds?.config_source)?.ads)) refs.push({ typeUrl: TypeUrl.RouteConfiguration, name });
+  const inline = obj(config.route_config);
+  if (inline) refs.push(...routeConfigurationRefs(inline));
+  return refs;
+}
+
 function listenerRefs(object: ResourceObject): Reference[] {
   const refs: Reference[] = [];
   const chains = [...objects(object.filter_chains), ...(obj(object.default_filter_chain) ? [obj(object.default_filter_chain)!] : [])];
   for (const chain of chains) {
     for (const filter of objects(chain.filters)) {
       const config = obj(filter.typed_config);
-      if (config?.['@type'] !== HCM_TYPE) continue;
-      const rds = obj(config.rds);
-      const name = str(rds?.route_config_name);
-      if (name && obj(obj(rds?.config_source)?.ads)) refs.push({ typeUrl: TypeUrl.RouteConfiguration, name });
-      const inline = obj(config.route_config);
-      if (inline) refs.push(...routeConfigurationRefs(inline));
+      if (config?.['@type'] === HCM_TYPE) refs.push(...connectionManagerRefs(config));
     }
   }
+  // gRPC clients (and Envoy Mobile) take an API listener: an HCM with no socket.
+  const api = obj(obj(object.api_listener)?.api_listener);
+  if (api?.['@type'] === HCM_TYPE) refs.push(...connectionManagerRefs(api));
   return refs;
 }
 

@@ -142,7 +142,7 @@ export class SotwStream extends StreamBase implements ClientView {
       const desired = st.select(all);
       const version = st.wildcard && all === snapshot.resources(typeUrl) ? snapshot.version(typeUrl) : versionOf(desired);
 
-      if (st.sentVersion === undefined && st.clientVersion !== '' && st.clientVersion === version) {
+      if (st.sentVersion === undefined && st.clientVersion !== '' && st.clientVersion === version && this.holdsAcrossStreams(st)) {
         // Reconnected with exactly this state (content-hash versions): nothing to send.
         this.recordSent(st, version, desired);
         st.ackedVersion = version;
@@ -156,6 +156,18 @@ export class SotwStream extends StreamBase implements ClientView {
       this.respond(st, version, desired);
     }
     return 'idle';
+  }
+
+  /**
+   * Whether a client that reports the current version on a new stream really still has
+   * the resources. For a wildcard type it does: the version covers everything. For
+   * named types only Envoy is known to keep every resource across streams; gRPC's xDS
+   * client drops what it no longer watches yet keeps reporting the type's last
+   * version, so it must be answered (the spec allows skipping only where the client
+   * subscribes to nothing new).
+   */
+  private holdsAcrossStreams(st: TypeState): boolean {
+    return st.wildcard || this.nodeInfo?.user_agent_name === 'envoy';
   }
 
   /** Routes and listeners wait until the clusters they need are on the proxy (see ordering.ts). */

@@ -13,7 +13,7 @@ import { TypeUrl, ingressSnapshot, listener, recordingCallbacks, routes, service
 
 const { Listener: LDS, RouteConfiguration: RDS, Cluster: CDS, ClusterLoadAssignment: EDS } = TypeUrl;
 const GROUP = 'g';
-const NODE = { id: 'envoy-1', cluster: 'ingress' };
+const NODE = { id: 'envoy-1', cluster: 'ingress', user_agent_name: 'envoy' };
 
 /** The initial subscriptions of an Envoy with one ingress listener, in the order it makes them. */
 const SUBSCRIPTIONS: [string, string[]][] = [

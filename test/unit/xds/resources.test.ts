@@ -117,3 +117,14 @@ describe('resource encoding round-trips', () => {
     expect(() => resourceName(TypeUrl.ClusterLoadAssignment, { cluster_name: '' })).toThrow(/cluster_name/);
   });
 });
+
+describe('references', () => {
+  it("follow an API listener's connection manager to its route configuration", async () => {
+    const { Resource } = await import('../../../src/xds/resource.js');
+    const api = Resource.fromObject(TypeUrl.Listener, {
+      name: 'echo',
+      api_listener: { api_listener: { '@type': HCM, rds: { route_config_name: 'echo-routes', config_source: { ads: {} } } } },
+    });
+    expect(api.references).toEqual([{ typeUrl: TypeUrl.RouteConfiguration, name: 'echo-routes' }]);
+  });
+});

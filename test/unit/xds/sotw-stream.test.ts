@@ -48,9 +48,14 @@ class SotwClient {
 
   constructor(
     readonly cache: SnapshotCache,
-    { id = 1, nodeId = 'envoy-1', dependencyTimeoutMs = GATE_MS }: { id?: number; nodeId?: string; dependencyTimeoutMs?: number } = {},
+    {
+      id = 1,
+      nodeId = 'envoy-1',
+      dependencyTimeoutMs = GATE_MS,
+      userAgent = 'envoy',
+    }: { id?: number; nodeId?: string; dependencyTimeoutMs?: number; userAgent?: string } = {},
   ) {
-    this.node = { id: nodeId, cluster: 'ingress' };
+    this.node = { id: nodeId, cluster: 'ingress', user_agent_name: userAgent };
     this.stream = new SotwStream(id, 'sotw', `peer-${id}`, this.sink, {
       watcher: cache,
       callbacks: this.callbacks,
@@ -441,6 +446,23 @@ describe('SotW: content-hash versions', () => {
 
     publish(cache, ingressSnapshot({ apiPort: 9005 }));
     expect(again.only(EDS).names).toEqual(['api.beta']);
+  });
+
+  it('answers named types to a non-Envoy client that reconnects with the current versions', () => {
+    // gRPC's xDS client drops resources it no longer watches but keeps reporting the
+    // type's last version: only the wildcard types are known to be held.
+    const first = new SotwClient(cacheWith(ingressSnapshot()), { userAgent: 'grpc-node-js' });
+    first.connect();
+    first.stream.close('client went away');
+    const again = new SotwClient(cacheWith(ingressSnapshot()), { id: 2, userAgent: 'grpc-node-js' });
+    for (const [typeUrl, names] of [[CDS, []], [EDS, ['api.beta']], [LDS, []], [RDS, ['ingress']]] as const) {
+      again.request(typeUrl, { names: [...names], version: first.ackedVersion.get(typeUrl)!, nonce: '' });
+    }
+    // Endpoints first; the routes follow once they are acknowledged (make before break).
+    const eds = again.only(EDS);
+    expect(eds.names).toEqual(['api.beta']);
+    again.ack(eds);
+    expect(again.only(RDS).names).toEqual(['ingress']);
   });
 
   it('answers a reconnecting client whose version is not current', () => {
