@@ -48,8 +48,11 @@ export function serveCommand(): Command {
       const config = loadConfig({ file: opts.config as string | undefined, env: process.env, flags });
       const logger = createLogger(config.log);
       const app = createShadowplane(config, logger);
+      // Listen for signals before anything starts: a SIGTERM that arrives while the
+      // ports are being opened must still end in a clean stop, not a killed process.
+      const signalled = waitForSignal();
       await app.start();
-      await waitForSignal();
+      await signalled;
       logger.info('shutting down');
       await app.stop();
       logger.info('stopped');
