@@ -8,8 +8,12 @@ import { createShadowplane } from '../app.js';
 /** Flags that set one configuration key each; `--set key=value` reaches every key. */
 const KEY_FLAGS: { flag: string; key: string; description: string }[] = [
   { flag: '--xds-address <host:port>', key: 'xds.address', description: 'ADS server address' },
-  { flag: '--registry <source>', key: 'registry.source', description: 'service registry: file' },
+  { flag: '--admin-address <host:port>', key: 'admin.address', description: 'admin HTTP API address' },
+  { flag: '--registry <source>', key: 'registry.source', description: 'service registry: file or consul' },
   { flag: '--registry-path <dir>', key: 'registry.path', description: 'folder of service definitions (file registry)' },
+  { flag: '--consul-address <host:port>', key: 'consul.address', description: 'Consul agent HTTP address' },
+  { flag: '--rules-store <store>', key: 'rules.store', description: 'rules store: directory or consul' },
+  { flag: '--rules-path <dir>', key: 'rules.path', description: 'folder of rule documents' },
   { flag: '--log-level <level>', key: 'log.level', description: 'trace, debug, info, warn, error, fatal or silent' },
   { flag: '--log-format <format>', key: 'log.format', description: 'json (default) or pretty' },
 ];

@@ -36,13 +36,36 @@ export const configSchema = z
       })
       .strict()
       .default({ address: '127.0.0.1:18000', max_message_bytes: 64 * 1024 * 1024, keepalive_time_ms: 30_000, keepalive_timeout_ms: 10_000 }),
+    admin: z
+      .object({
+        address: hostPort.default('127.0.0.1:18080').describe('where the admin HTTP API listens (keep it on loopback or behind auth)'),
+        token: z.string().min(16, 'use at least 16 characters').optional().describe('bearer token that rule changes must carry; set it through SHADOWPLANE_ADMIN_TOKEN'),
+      })
+      .strict()
+      .default({ address: '127.0.0.1:18080' }),
+    consul: z
+      .object({
+        address: hostPort.default('127.0.0.1:8500').describe("a Consul agent's HTTP API"),
+        token: z.string().min(1).optional().describe('ACL token (SHADOWPLANE_CONSUL_TOKEN)'),
+        datacenter: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({ address: '127.0.0.1:8500' }),
     registry: z
       .object({
-        source: z.enum(['file']).default('file').describe('where services come from (Consul arrives with the inputs work)'),
+        source: z.enum(['file', 'consul']).default('file').describe('file: registry.path; consul: the catalog of consul.address'),
         path: z.string().min(1).default('examples/registry').describe('file registry: a folder of service definitions'),
       })
       .strict()
       .default({ source: 'file', path: 'examples/registry' }),
+    rules: z
+      .object({
+        store: z.enum(['directory', 'consul']).default('directory').describe('directory: rules.path; consul: KV under rules.prefix'),
+        path: z.string().min(1).default('examples/rules').describe('a folder of rule documents (<name>.yaml)'),
+        prefix: z.string().min(1).default('shadowplane/rules').describe('Consul KV prefix of the rule documents'),
+      })
+      .strict()
+      .default({ store: 'directory', path: 'examples/rules', prefix: 'shadowplane/rules' }),
   })
   .strict();
 

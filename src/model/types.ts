@@ -1,5 +1,6 @@
 // The intermediate model: plain immutable data that sources produce and translate
 // consumes. No I/O and no Envoy types here.
+import type { RuleSet } from './rules.js';
 
 /** One running instance of a service, as the registry reports it. */
 export interface Instance {
@@ -32,6 +33,7 @@ export interface Subset {
 
 export interface Model {
   readonly registry: Registry;
+  readonly rules: RuleSet;
 }
 
 export const emptyRegistry = (): Registry => ({ services: new Map() });

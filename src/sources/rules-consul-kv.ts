@@ -46,6 +46,10 @@ export class ConsulKvRulesStore implements RulesStore {
     return `consul kv ${this.options.address}/${this.prefix}`;
   }
 
+  sourceOf(name: string): string {
+    return `${this.prefix}/docs/${name}`;
+  }
+
   private headers(): Record<string, string> {
     return this.options.token ? { 'x-consul-token': this.options.token } : {};
   }

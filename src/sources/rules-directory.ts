@@ -33,6 +33,10 @@ export class DirectoryRulesStore implements RulesStore {
     return `directory ${this.dir}`;
   }
 
+  sourceOf(name: string): string {
+    return path.join(this.dir, `${name}.yaml`);
+  }
+
   async read(): Promise<RuleDocumentEntry[]> {
     let files: string[];
     try {

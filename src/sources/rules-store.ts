@@ -78,4 +78,6 @@ export interface RulesStore {
   /** Calls `onChange` when documents may have changed; returns stop. */
   watch(onChange: () => void): () => void;
   readonly description: string;
+  /** How problems name a document: its file, or its key. */
+  sourceOf(name: string): string;
 }

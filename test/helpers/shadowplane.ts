@@ -31,7 +31,7 @@ export function logRecords(proc: ManagedProcess): Record<string, unknown>[] {
     .logs()
     .split('\n')
     .map((line) => line.replace(/^\[[^\]]*\]\s*/, ''))
-    .flatMap((line) => {
+    .flatMap((line): Record<string, unknown>[] => {
       try {
         const parsed: unknown = JSON.parse(line);
         return typeof parsed === 'object' && parsed !== null ? [parsed as Record<string, unknown>] : [];
