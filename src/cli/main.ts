@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { serveCommand } from './serve.js';
+import { isCliExit, mirrorCommand, routeCommand, rulesCommand } from './rules.js';
 
 export function buildProgram(): Command {
   const program = new Command('shadowplane')
@@ -12,6 +13,9 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   program.addCommand(serveCommand());
+  program.addCommand(rulesCommand());
+  program.addCommand(mirrorCommand());
+  program.addCommand(routeCommand());
   return program;
 }
 
@@ -20,6 +24,7 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram().parseAsync(argv, { from: 'user' });
     return 0;
   } catch (err) {
+    if (isCliExit(err)) return err.exitCode;
     if (err instanceof CommanderError) {
       // commander already printed help, the version or the usage error.
       return err.exitCode;

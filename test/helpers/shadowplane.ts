@@ -44,6 +44,8 @@ export function logRecords(proc: ManagedProcess): Record<string, unknown>[] {
 export interface ServeProcess {
   process: ManagedProcess;
   xdsPort: number;
+  adminPort: number;
+  adminUrl: string;
 }
 
 /** Starts `shadowplane serve` with the xDS server on a free port and waits until it listens. */
@@ -52,13 +54,18 @@ export async function startServe(args: string[] = [], env: NodeJS.ProcessEnv = {
   const proc = startProcess({
     name: 'shadowplane',
     command: process.execPath,
-    args: [cliPath, 'serve', '--xds-address', '127.0.0.1:0', ...args],
+    args: [cliPath, 'serve', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', ...args],
     cwd: repoRoot,
     env: { ...process.env, ...env },
   });
-  const listening = await waitFor(() => logRecords(proc).find((r) => r.msg === 'xDS server listening'), {
-    description: 'shadowplane serve to log "xDS server listening"',
-    timeoutMs: 20_000,
-  });
-  return { process: proc, xdsPort: Number(listening.port) };
+  const listening = await waitFor(
+    () => {
+      const records = logRecords(proc);
+      const xds = records.find((r) => r.msg === 'xDS server listening');
+      const admin = records.find((r) => r.msg === 'admin API listening');
+      return xds && admin ? { xdsPort: Number(xds.port), adminPort: Number(admin.port) } : undefined;
+    },
+    { description: 'shadowplane serve to log that xDS and admin are listening', timeoutMs: 20_000 },
+  );
+  return { process: proc, ...listening, adminUrl: `http://127.0.0.1:${listening.adminPort}` };
 }

@@ -82,7 +82,7 @@ describe('shadowplane CLI', () => {
     const pretty = startProcess({
       name: 'shadowplane',
       command: process.execPath,
-      args: [cliPath, 'serve', '--xds-address', '127.0.0.1:0', '--log-format', 'pretty'],
+      args: [cliPath, 'serve', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', '--log-format', 'pretty'],
       cwd: repoRoot,
     });
     showLogsOnFailure(pretty);
