@@ -19,6 +19,7 @@ export class RulesSource implements Source<RuleSet> {
   private fingerprint?: string;
   private state: { healthy: boolean; lastSuccessMs?: number; lastError?: string; updates: number } = { healthy: false, updates: 0 };
   private reading: Promise<void> = Promise.resolve();
+  private expiryTimer?: NodeJS.Timeout;
   private warnings: readonly RuleProblem[] = [];
 
   constructor(private readonly options: RulesSourceOptions) {}
@@ -31,14 +32,42 @@ export class RulesSource implements Source<RuleSet> {
       this.fingerprint = 'none';
       onUpdate(emptyRuleSet());
     }
-    this.stopWatch = this.options.store.watch(() => {
-      this.reading = this.reading.then(() => this.reload(onUpdate));
-    });
+    this.stopWatch = this.options.store.watch(() => this.queueReload(onUpdate));
+    this.onUpdate = onUpdate;
+  }
+
+  private onUpdate?: (rules: RuleSet) => void;
+  private stopped = false;
+
+  private queueReload(onUpdate: (rules: RuleSet) => void): void {
+    if (this.stopped) return;
+    this.reading = this.reading.then(() => this.reload(onUpdate));
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     this.stopWatch?.();
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
     await this.reading;
+  }
+
+  /**
+   * Dev routes end by themselves: at the earliest expiry the set is read again, and
+   * validation (which drops expired dev routes) yields the set without it.
+   */
+  private scheduleExpiry(rules: RuleSet): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    const now = this.options.now?.().getTime() ?? Date.now();
+    const next = Math.min(
+      ...Object.values(rules.services).flatMap((s) => s.dev_routes.map((d) => Date.parse(d.expires))).filter((t) => t > now),
+    );
+    if (!Number.isFinite(next)) return;
+    // setTimeout holds at most ~24.8 days; a later expiry is re-checked then.
+    const delay = Math.min(next - now + 1, 2 ** 31 - 1);
+    this.expiryTimer = setTimeout(() => {
+      if (this.onUpdate) this.queueReload(this.onUpdate);
+    }, delay);
+    this.expiryTimer.unref();
   }
 
   status(): SourceStatus {
@@ -92,6 +121,7 @@ export class RulesSource implements Source<RuleSet> {
     if (fingerprint === this.fingerprint) return;
     this.fingerprint = fingerprint;
     this.state.updates += 1;
+    this.scheduleExpiry(result.ruleSet);
     for (const w of result.warnings) this.options.logger.warn({ store: store.description }, formatProblem(w));
     this.options.logger.info({ store: store.description, documents: documents.length, services: Object.keys(result.ruleSet.services).length }, 'rules loaded');
     onUpdate(result.ruleSet);
