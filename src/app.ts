@@ -78,7 +78,7 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
   }
 
   function groupOf(node: Node): string {
-    const key = proxyKeyOf(node.metadata);
+    const key = proxyKeyOf(node.cluster, node.metadata);
     const group = groupKey(key);
     if (!groups.has(group)) {
       groups.set(group, key);

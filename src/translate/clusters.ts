@@ -1,10 +1,16 @@
-// Clusters and endpoints: one EDS cluster per service subset, the same for every proxy.
+// Clusters and endpoints. One EDS cluster per service subset (the same for every
+// proxy); per mirror, a copy of its target's cluster that marks the requests it
+// carries; per JWT issuer with a remote key set, a cluster to fetch it through.
+import type { JwtIssuer, Mirror, RuleSet } from '../model/rules.js';
 import type { Registry, Subset } from '../model/types.js';
 import { subsetsOf } from '../model/subsets.js';
-import { clusterName } from './names.js';
+import { clusterName, jwksClusterName, localAppClusterName, mirrorClusterName } from './names.js';
 import type { ResourceObject } from '../xds/resources.js';
 
 const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
+const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+const HEADER_MUTATION = 'type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation';
+const UPSTREAM_CODEC = 'type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec';
 
 export function buildCluster(subset: Subset): ResourceObject {
   return {
@@ -35,6 +41,88 @@ export function buildClusterLoadAssignment(subset: Subset): ResourceObject {
   };
 }
 
-export function allSubsets(registry: Registry): Subset[] {
-  return [...registry.services.values()].flatMap((s) => subsetsOf(s));
+/**
+ * The cluster a mirror sends its copies to: the target subset's endpoints, with an
+ * upstream filter that adds the marker header (value: the mirror's name) and removes
+ * the headers the mirror strips. Only the copies pass through it; the primary request
+ * is untouched.
+ */
+export function buildMirrorCluster(mirror: Mirror): ResourceObject {
+  const mutations: ResourceObject[] = [
+    { append: { header: { key: mirror.marker_header, value: mirror.name }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' } },
+    ...mirror.remove_headers.map((h) => ({ remove: h })),
+  ];
+  return {
+    name: mirrorClusterName(mirror.to.service, mirror.to.subset, mirror.name),
+    type: 'EDS',
+    eds_cluster_config: { eds_config: ADS_SOURCE, service_name: clusterName(mirror.to.service, mirror.to.subset) },
+    connect_timeout: { seconds: 1 },
+    typed_extension_protocol_options: {
+      [HTTP_PROTOCOL_OPTIONS]: {
+        '@type': `type.googleapis.com/${HTTP_PROTOCOL_OPTIONS}`,
+        use_downstream_protocol_config: {},
+        http_filters: [
+          { name: 'envoy.filters.http.header_mutation', typed_config: { '@type': HEADER_MUTATION, mutations: { request_mutations: mutations } } },
+          { name: 'envoy.filters.http.upstream_codec', typed_config: { '@type': UPSTREAM_CODEC } },
+        ],
+      },
+    },
+  };
+}
+
+/** A cluster to a remote JWKS host: DNS-resolved, TLS for https. */
+export function buildJwksCluster(name: string, issuer: JwtIssuer & { jwks_uri: string }): ResourceObject {
+  const url = new URL(issuer.jwks_uri);
+  const tls = url.protocol === 'https:';
+  const port = Number(url.port || (tls ? 443 : 80));
+  return {
+    name: jwksClusterName(name),
+    type: 'LOGICAL_DNS',
+    connect_timeout: { seconds: 2 },
+    load_assignment: {
+      cluster_name: jwksClusterName(name),
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: url.hostname, port_value: port } } } }] }],
+    },
+    ...(tls
+      ? {
+          transport_socket: {
+            name: 'envoy.transport_sockets.tls',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+              sni: url.hostname,
+            },
+          },
+        }
+      : {}),
+  };
+}
+
+/** A sidecar's own application, reached through its inbound listener. */
+export function buildLocalAppCluster(port: number): ResourceObject {
+  return {
+    name: localAppClusterName(port),
+    type: 'STATIC',
+    connect_timeout: { seconds: 1 },
+    load_assignment: {
+      cluster_name: localAppClusterName(port),
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }],
+    },
+  };
+}
+
+/**
+ * Every service's subsets. Subsets that rules name count as routing tags too, so an
+ * instance tagged `tenant-acme` leaves `stable` once a rule routes to `tenant-acme`.
+ */
+export function allSubsets(registry: Registry, rules: RuleSet, routingTags: readonly string[]): Subset[] {
+  const named = new Set(routingTags);
+  for (const r of Object.values(rules.services)) {
+    for (const route of r.routes) for (const t of 'to' in route ? [route.to] : route.split.map((s) => s.to)) named.add(t.subset);
+    for (const m of r.mirrors) named.add(m.to.subset);
+    for (const d of r.dev_routes) named.add(d.to.subset);
+    for (const t of r.tenant_routes) named.add(t.to.subset);
+  }
+  named.delete('stable');
+  const patterns = [...named].sort();
+  return [...registry.services.values()].flatMap((s) => subsetsOf(s, patterns));
 }

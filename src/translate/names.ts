@@ -7,5 +7,22 @@ export function clusterName(service: string, subset: string): string {
   return subset === STABLE_SUBSET ? service : `${service}.${subset}`;
 }
 
-/** Listener and its route configuration share a name: `ingress_10000`. */
-export const ingressName = (port: number): string => `ingress_${port}`;
+/** The copy of a subset's cluster that mirror `mirror` sends to (it marks its requests). */
+export const mirrorClusterName = (service: string, subset: string, mirror: string): string =>
+  `${clusterName(service, subset)}.mirror-${mirror}`;
+
+/** The local application behind a sidecar's inbound listener. */
+export const localAppClusterName = (port: number): string => `local_app_${port}`;
+
+/** The cluster a JWT issuer's remote JWKS is fetched through. */
+export const jwksClusterName = (issuer: string): string => `jwks.${issuer}`;
+
+/** A listener and its route configuration share a name: `edge_10000`, `outbound_15001`. */
+export const listenerName = (kind: 'edge' | 'access' | 'outbound' | 'inbound', port: number): string => `${kind}_${port}`;
+
+/** The header a JWT claim is copied into at the edge: `x-shadowplane-claim-main-beta`. */
+export const claimHeaderName = (issuer: string, claim: string): string =>
+  `x-shadowplane-claim-${issuer}-${claim.replace(/[^A-Za-z0-9]+/g, '-')}`.toLowerCase();
+
+/** A route's name in config dumps and stats: `api/beta-users`. */
+export const routeName = (service: string, rule: string): string => `${service}/${rule}`;

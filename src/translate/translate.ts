@@ -1,28 +1,88 @@
 // Model → Envoy resources. Pure and deterministic: equal models give byte-equal
 // resources, so versions are content hashes and replicas agree without talking.
 import type { Model } from '../model/types.js';
+import { DEFAULT_ROUTING_TAGS } from '../model/subsets.js';
 import { TypeUrl, type ResourceObject, type ResourceTypeUrl } from '../xds/resources.js';
-import { allSubsets, buildCluster, buildClusterLoadAssignment } from './clusters.js';
-import { buildHttpListener, buildRouteConfiguration } from './listeners.js';
+import { allSubsets, buildCluster, buildClusterLoadAssignment, buildJwksCluster, buildLocalAppCluster, buildMirrorCluster } from './clusters.js';
+import { claimHeaders } from './filters.js';
+import {
+  accessFilters,
+  accessVirtualHosts,
+  buildAuditLog,
+  buildHttpListener,
+  edgeFilters,
+  inboundRouteConfiguration,
+  serviceVirtualHosts,
+} from './listeners.js';
+import { listenerName } from './names.js';
 import type { ProxyKey } from './proxy.js';
+import { liveMirrors, type SubsetIndex } from './routes.js';
 
 export interface TypedObject {
   typeUrl: ResourceTypeUrl;
   object: ResourceObject;
 }
 
-/** Clusters and endpoints: the same for every proxy, so built once per model. */
-export function translateShared(model: Model): TypedObject[] {
-  return allSubsets(model.registry).flatMap((subset) => [
-    { typeUrl: TypeUrl.Cluster, object: buildCluster(subset) },
-    { typeUrl: TypeUrl.ClusterLoadAssignment, object: buildClusterLoadAssignment(subset) },
-  ]);
+const typed = (typeUrl: ResourceTypeUrl) => (object: ResourceObject): TypedObject => ({ typeUrl, object });
+
+/** Which subsets have instances, for rules whose targets may not be registered yet. */
+export function subsetIndex(model: Model): SubsetIndex {
+  const live = new Set(
+    allSubsets(model.registry, model.rules, DEFAULT_ROUTING_TAGS)
+      .filter((s) => s.instances.length > 0)
+      .map((s) => `${s.service}\u0000${s.name}`),
+  );
+  return { hasInstances: (t) => live.has(`${t.service}\u0000${t.subset}`) };
 }
 
-/** What depends on the kind of proxy: its listeners and routes. */
+/** What every proxy shares: a cluster and endpoints per subset, mirror and JWKS clusters. */
+export function translateShared(model: Model): TypedObject[] {
+  const out: TypedObject[] = [];
+  for (const subset of allSubsets(model.registry, model.rules, DEFAULT_ROUTING_TAGS)) {
+    out.push(typed(TypeUrl.Cluster)(buildCluster(subset)), typed(TypeUrl.ClusterLoadAssignment)(buildClusterLoadAssignment(subset)));
+  }
+  const subsets = subsetIndex(model);
+  for (const service of [...model.registry.services.keys()].sort()) {
+    for (const mirror of liveMirrors(service, model.rules, subsets)) out.push(typed(TypeUrl.Cluster)(buildMirrorCluster(mirror)));
+  }
+  for (const issuer of [...claimHeaders(model.rules).keys()].sort()) {
+    const config = model.rules.jwt_issuers[issuer];
+    if (config && 'jwks_uri' in config) out.push(typed(TypeUrl.Cluster)(buildJwksCluster(issuer, config)));
+  }
+  return out;
+}
+
+/** What depends on the kind of proxy: its listeners and routes (and a sidecar's local app). */
 export function translateForProxy(model: Model, key: ProxyKey): TypedObject[] {
-  return [
-    { typeUrl: TypeUrl.Listener, object: buildHttpListener(key) },
-    { typeUrl: TypeUrl.RouteConfiguration, object: buildRouteConfiguration(key, model.registry) },
-  ];
+  const subsets = subsetIndex(model);
+  const { registry, rules } = model;
+  switch (key.role) {
+    case 'edge': {
+      const name = listenerName('edge', key.port);
+      return [
+        typed(TypeUrl.Listener)(buildHttpListener(name, key.address, key.port, edgeFilters(rules))),
+        typed(TypeUrl.RouteConfiguration)({ name, virtual_hosts: serviceVirtualHosts(registry, rules, subsets) }),
+      ];
+    }
+    case 'access': {
+      const name = listenerName('access', key.port);
+      return [
+        typed(TypeUrl.Listener)(buildHttpListener(name, key.address, key.port, accessFilters(rules), buildAuditLog(key.auditLog, rules.settings.caller_header))),
+        typed(TypeUrl.RouteConfiguration)({ name, virtual_hosts: accessVirtualHosts(registry, rules.access_gateway) }),
+      ];
+    }
+    case 'sidecar': {
+      const outbound = listenerName('outbound', key.outboundPort);
+      const inbound = listenerName('inbound', key.inboundPort);
+      // A shadow only reads production: what would write gets a stand-in answer.
+      const standIn = key.subset === 'shadow' ? rules.settings.stand_in_status : undefined;
+      return [
+        typed(TypeUrl.Listener)(buildHttpListener(outbound, key.address, key.outboundPort, [])),
+        typed(TypeUrl.RouteConfiguration)({ name: outbound, virtual_hosts: serviceVirtualHosts(registry, rules, subsets, standIn) }),
+        typed(TypeUrl.Listener)(buildHttpListener(inbound, key.address, key.inboundPort, [])),
+        typed(TypeUrl.RouteConfiguration)(inboundRouteConfiguration(key.inboundPort, key.appPort)),
+        typed(TypeUrl.Cluster)(buildLocalAppCluster(key.appPort)),
+      ];
+    }
+  }
 }

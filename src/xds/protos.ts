@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import protobuf from 'protobufjs';
+import { registerJsonWrappers } from './json-wrappers.js';
 
 const require = createRequire(import.meta.url);
 
@@ -32,6 +33,8 @@ export const ENVOY_PROTO_FILES = [
   'envoy/extensions/filters/http/rbac/v3/rbac.proto',
   'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
   'envoy/extensions/filters/http/header_mutation/v3/header_mutation.proto',
+  'envoy/extensions/filters/http/upstream_codec/v3/upstream_codec.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
@@ -55,6 +58,7 @@ function registerDescriptorProto(): void {
 export function envoyRoot(): protobuf.Root {
   if (cached) return cached;
   registerDescriptorProto();
+  registerJsonWrappers();
   const includeDirs = envoyProtoIncludeDirs();
   const root = new protobuf.Root();
   root.resolvePath = (origin, target) => {

@@ -64,8 +64,16 @@ export abstract class StreamBase {
         this.fail(GrpcStatus.INVALID_ARGUMENT, 'the first request on a stream must carry node.id');
         return false;
       }
+      let group: string;
+      try {
+        group = this.options.groupOf(node);
+      } catch (err) {
+        // A node that says nothing we can serve (a bad role or port in its metadata).
+        this.fail(GrpcStatus.INVALID_ARGUMENT, err instanceof Error ? err.message : String(err));
+        return false;
+      }
       this.node = node;
-      this.group = this.options.groupOf(node);
+      this.group = group;
       this.snapshot = this.options.watcher.get(this.group);
       this.unwatch = this.options.watcher.watch(this.group, (snapshot) => {
         this.snapshot = snapshot;

@@ -40,51 +40,17 @@ export interface DeltaDiscoveryRequest {
 
 const REQUEST = 'envoy.service.discovery.v3.DiscoveryRequest';
 const DELTA_REQUEST = 'envoy.service.discovery.v3.DeltaDiscoveryRequest';
-const decodeOptions: protobuf.IConversionOptions = { ...TO_OBJECT_OPTIONS, arrays: true, objects: true, defaults: true, oneofs: true };
+const decodeOptions: protobuf.IConversionOptions = { ...TO_OBJECT_OPTIONS, arrays: true, objects: true, defaults: true };
 
 function decodeAs<T>(name: string, bytes: Uint8Array): T {
   const type = lookupMessage(name);
   const object = type.toObject(type.decode(bytes), decodeOptions) as Record<string, unknown>;
   // Absent sub-messages come back as null with `defaults: true`; absent means undefined here.
   for (const key of ['node', 'error_detail']) if (object[key] === null) delete object[key];
+  // Struct is read as plain JSON (json-wrappers.ts); absent metadata is {}.
   const node = object.node as { metadata?: unknown } | undefined;
-  if (node) node.metadata = node.metadata ? structToJson(node.metadata) : {};
+  if (node) node.metadata ??= {};
   return object as T;
-}
-
-// protobufjs bundles google/protobuf/struct.proto with camelCase field names (keepCase
-// applies only to the .proto files it parses), so Value's members read `numberValue`.
-interface StructValue {
-  /** Which member of the `kind` oneof is set (protobufjs `oneofs: true`). */
-  kind?: 'nullValue' | 'numberValue' | 'stringValue' | 'boolValue' | 'structValue' | 'listValue';
-  numberValue?: number;
-  stringValue?: string;
-  boolValue?: boolean;
-  structValue?: unknown;
-  listValue?: { values?: StructValue[] };
-}
-
-/** google.protobuf.Struct as protobufjs decodes it → the JSON object it stands for. */
-export function structToJson(struct: unknown): Record<string, unknown> {
-  const fields = (struct as { fields?: Record<string, StructValue> }).fields ?? {};
-  return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, valueToJson(v)]));
-}
-
-function valueToJson(v: StructValue): unknown {
-  switch (v.kind) {
-    case 'stringValue':
-      return v.stringValue;
-    case 'numberValue':
-      return v.numberValue;
-    case 'boolValue':
-      return v.boolValue;
-    case 'structValue':
-      return structToJson(v.structValue);
-    case 'listValue':
-      return (v.listValue?.values ?? []).map(valueToJson);
-    default:
-      return null;
-  }
 }
 
 export const decodeDiscoveryRequest = (bytes: Uint8Array): DiscoveryRequest => decodeAs(REQUEST, bytes);

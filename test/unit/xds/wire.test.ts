@@ -16,16 +16,8 @@ describe('wire', () => {
           node: {
             id: 'n1',
             cluster: 'gateway',
-            metadata: {
-              fields: {
-                // Struct is one of protobufjs' bundled types: camelCase names.
-                listener_port: { numberValue: 10001 },
-                role: { stringValue: 'gateway' },
-                tls: { boolValue: false },
-                tags: { listValue: { values: [{ stringValue: 'a' }] } },
-                nested: { structValue: { fields: { k: { stringValue: 'v' } } } },
-              },
-            },
+            // Struct as plain JSON, as Envoy's YAML writes it (json-wrappers.ts).
+            metadata: { listener_port: 10001, role: 'gateway', tls: false, tags: ['a'], nested: { k: 'v' } },
           },
         }),
       )

@@ -1,0 +1,151 @@
+// The virtual host of one destination service: its rules as Envoy routes, in the order
+// docs/rules.md gives (dev routes, tenant routes, rule routes, then the stable
+// subset), each carrying the mirrors whose conditions it meets.
+import type { Mirror, RouteMatch, RuleSet, Target } from '../model/rules.js';
+import { STABLE_SUBSET } from '../model/types.js';
+import type { ResourceObject } from '../xds/resources.js';
+import { buildHeaderMatcher, buildMethodMatcher, combinePrefixes, routeMatchHeaders } from './matchers.js';
+import { clusterName, mirrorClusterName, routeName } from './names.js';
+
+/** What routing needs to know of the registry: which subsets have instances. */
+export interface SubsetIndex {
+  hasInstances(target: Target): boolean;
+}
+
+interface BaseRoute {
+  name: string;
+  prefix?: string;
+  headers: ResourceObject[];
+  action: ResourceObject;
+}
+
+const READ_ONLY_METHODS = ['GET', 'HEAD', 'OPTIONS'];
+
+function clusterAction(to: Target): ResourceObject {
+  return { cluster: clusterName(to.service, to.subset) };
+}
+
+/**
+ * The routes before mirrors. A rule whose target has no instance yet is left out (its
+ * requests fall through to the next route, in the end to stable) rather than sent to
+ * an empty cluster; a split keeps its targets that have instances.
+ */
+function baseRoutes(service: string, rules: RuleSet, subsets: SubsetIndex): BaseRoute[] {
+  const own = rules.services[service];
+  const settings = rules.settings;
+  const out: BaseRoute[] = [];
+  for (const dev of own?.dev_routes ?? []) {
+    if (!subsets.hasInstances(dev.to)) continue;
+    out.push({
+      name: routeName(service, `dev-${dev.key}`),
+      headers: [buildHeaderMatcher(settings.dev_route_header, { kind: 'exact', value: dev.key }, false)],
+      action: clusterAction(dev.to),
+    });
+  }
+  for (const tenant of own?.tenant_routes ?? []) {
+    if (!subsets.hasInstances(tenant.to)) continue;
+    out.push({
+      name: routeName(service, `tenant-${tenant.tenant}`),
+      headers: [buildHeaderMatcher(settings.tenant_header, { kind: 'exact', value: tenant.tenant }, false)],
+      action: clusterAction(tenant.to),
+    });
+  }
+  for (const route of own?.routes ?? []) {
+    let action: ResourceObject;
+    if ('to' in route) {
+      if (!subsets.hasInstances(route.to)) continue;
+      action = clusterAction(route.to);
+    } else {
+      const live = route.split.filter((e) => e.weight > 0 && subsets.hasInstances(e.to));
+      if (live.length === 0) continue;
+      action =
+        live.length === 1
+          ? clusterAction(live[0]!.to)
+          : { weighted_clusters: { clusters: live.map((e) => ({ name: clusterName(e.to.service, e.to.subset), weight: { value: e.weight } })) } };
+    }
+    out.push({ name: routeName(service, route.name), prefix: route.match?.path_prefix, headers: routeMatchHeaders(route.match), action });
+  }
+  out.push({ name: routeName(service, STABLE_SUBSET), headers: [], action: clusterAction({ service, subset: STABLE_SUBSET }) });
+  return out;
+}
+
+interface MirrorGroup {
+  /** Mirrors sharing one condition: their methods and match. */
+  mirrors: Mirror[];
+  methods: readonly string[];
+  match?: RouteMatch;
+}
+
+function mirrorGroups(mirrors: readonly Mirror[]): MirrorGroup[] {
+  const groups = new Map<string, MirrorGroup>();
+  for (const m of mirrors) {
+    const key = JSON.stringify([[...m.methods].sort(), m.match ?? null]);
+    const group = groups.get(key) ?? { mirrors: [], methods: m.methods, match: m.match };
+    group.mirrors.push(m);
+    groups.set(key, group);
+  }
+  return [...groups.values()];
+}
+
+/** Every non-empty combination of groups, the largest first, so a request meets all of its mirrors. */
+function combinations<T>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let mask = (1 << items.length) - 1; mask > 0; mask--) out.push(items.filter((_, i) => mask & (1 << i)));
+  return out.sort((a, b) => b.length - a.length);
+}
+
+export function buildMirrorPolicy(service: string, mirror: Mirror): ResourceObject {
+  return {
+    cluster: mirrorClusterName(mirror.to.service, mirror.to.subset, mirror.name),
+    // Percent has at most 4 decimals: a whole number of parts per million.
+    runtime_fraction: { default_value: { numerator: Math.round(mirror.percent * 10_000), denominator: 'MILLION' } },
+  };
+}
+
+/** Mirrors of `service` that can run now: their target has instances. */
+export function liveMirrors(service: string, rules: RuleSet, subsets: SubsetIndex): Mirror[] {
+  return (rules.services[service]?.mirrors ?? []).filter((m) => subsets.hasInstances(m.to));
+}
+
+function toEnvoyRoute(base: BaseRoute, extra: { name: string; prefix?: string; headers: ResourceObject[]; mirrors: ResourceObject[] }): ResourceObject {
+  return {
+    name: extra.name,
+    match: { prefix: extra.prefix ?? '/', ...(extra.headers.length > 0 ? { headers: extra.headers } : {}) },
+    route: { ...base.action, ...(extra.mirrors.length > 0 ? { request_mirror_policies: extra.mirrors } : {}) },
+  };
+}
+
+export interface VirtualHostOptions {
+  /** Answer every request but GET, HEAD and OPTIONS with this status (a shadow's egress). */
+  readOnlyStandIn?: number;
+}
+
+export function buildVirtualHost(service: string, rules: RuleSet, subsets: SubsetIndex, options: VirtualHostOptions = {}): ResourceObject {
+  const routes: ResourceObject[] = [];
+  if (options.readOnlyStandIn !== undefined) {
+    routes.push({
+      name: routeName(service, 'read-only-stand-in'),
+      match: { prefix: '/', headers: [buildMethodMatcher(READ_ONLY_METHODS, true)] },
+      direct_response: { status: options.readOnlyStandIn },
+    });
+  }
+  const groups = mirrorGroups(liveMirrors(service, rules, subsets));
+  const combos = combinations(groups);
+  for (const base of baseRoutes(service, rules, subsets)) {
+    for (const combo of combos) {
+      let prefix: string | null | undefined = base.prefix;
+      const headers = [...base.headers];
+      for (const g of combo) {
+        prefix = combinePrefixes(prefix ?? undefined, g.match?.path_prefix);
+        if (prefix === null) break;
+        headers.push(buildMethodMatcher(g.methods), ...routeMatchHeaders(g.match));
+      }
+      if (prefix === null) continue; // the conditions exclude each other
+      const mirrors = combo.flatMap((g) => g.mirrors.map((m) => buildMirrorPolicy(service, m)));
+      const label = combo.flatMap((g) => g.mirrors.map((m) => m.name)).join('+');
+      routes.push(toEnvoyRoute(base, { name: `${base.name}+mirror:${label}`, prefix, headers, mirrors }));
+    }
+    routes.push(toEnvoyRoute(base, { name: base.name, prefix: base.prefix, headers: base.headers, mirrors: [] }));
+  }
+  return { name: service, domains: [service, `${service}:*`], routes };
+}
