@@ -28,16 +28,18 @@ export function claimHeaders(rules: RuleSet): Map<string, Map<string, string>> {
 }
 
 /**
- * Removes, before anything routes, the headers that only Shadowplane's own filters may
- * set: a claim header forged by an outside caller must have no effect.
+ * Removes the headers that only Shadowplane's own filters may set, before a route is
+ * chosen or any filter runs (the connection manager's early header mutation): a claim
+ * header forged by an outside caller must have no effect. An HTTP filter would be too
+ * late, since filters look up their per-route config, and so fix the route, first.
  */
-export function buildStripFilter(headers: readonly string[]): ResourceObject | undefined {
+export function buildStripExtension(headers: readonly string[]): ResourceObject | undefined {
   if (headers.length === 0) return undefined;
   return {
     name: 'shadowplane.strip_internal_headers',
     typed_config: {
-      '@type': `${T}.header_mutation.v3.HeaderMutation`,
-      mutations: { request_mutations: [...headers].sort().map((h) => ({ remove: h })) },
+      '@type': 'type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation',
+      mutations: [...headers].sort().map((h) => ({ remove: h })),
     },
   };
 }
@@ -104,7 +106,6 @@ export function buildRbacFilter(gateway: AccessGateway | undefined): ResourceObj
       // The same policies as shadow rules: Envoy then records which policy decided
       // (dynamic metadata shadow_effective_policy_id), which the audit log writes.
       shadow_rules: rbac,
-      shadow_rules_stat_prefix: 'audit_',
     },
   };
 }
@@ -112,7 +113,7 @@ export function buildRbacFilter(gateway: AccessGateway | undefined): ResourceObj
 export const policyName = (service: string, index: number): string => `allow/${service}/${index}`;
 
 export function buildTokenBucket(limit: RateLimit): ResourceObject {
-  return { max_tokens: limit.burst, tokens_per_fill: limit.requests_per_second, fill_interval: { seconds: 1 } };
+  return { max_tokens: limit.burst, tokens_per_fill: { value: limit.requests_per_second }, fill_interval: { seconds: 1 } };
 }
 
 /**

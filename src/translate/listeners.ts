@@ -9,7 +9,7 @@ import {
   buildRateLimitFilter,
   buildRbacFilter,
   buildRouterFilter,
-  buildStripFilter,
+  buildStripExtension,
   claimHeaders,
 } from './filters.js';
 import { buildMethodMatcher } from './matchers.js';
@@ -19,7 +19,13 @@ import { buildVirtualHost, type SubsetIndex } from './routes.js';
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 
 /** An HTTP listener whose routes come over ADS under the listener's own name. */
-export function buildHttpListener(name: string, address: string, port: number, httpFilters: ResourceObject[], accessLog?: ResourceObject): ResourceObject {
+export interface ListenerExtras {
+  accessLog?: ResourceObject;
+  /** Applied to request headers before routing (see buildStripExtension). */
+  earlyHeaderMutation?: ResourceObject;
+}
+
+export function buildHttpListener(name: string, address: string, port: number, httpFilters: ResourceObject[], extras: ListenerExtras = {}): ResourceObject {
   return {
     name,
     address: { socket_address: { address, port_value: port } },
@@ -33,7 +39,8 @@ export function buildHttpListener(name: string, address: string, port: number, h
               stat_prefix: name,
               rds: { route_config_name: name, config_source: { ads: {}, resource_api_version: 'V3' } },
               http_filters: [...httpFilters, buildRouterFilter()],
-              ...(accessLog ? { access_log: [accessLog] } : {}),
+              ...(extras.accessLog ? { access_log: [extras.accessLog] } : {}),
+              ...(extras.earlyHeaderMutation ? { early_header_mutation_extensions: [extras.earlyHeaderMutation] } : {}),
             },
           },
         ],
@@ -47,11 +54,17 @@ export function serviceVirtualHosts(registry: Registry, rules: RuleSet, subsets:
   return [...registry.services.keys()].sort().map((service) => buildVirtualHost(service, rules, subsets, { readOnlyStandIn }));
 }
 
-/** The edge: strip headers only our filters may set, verify JWTs where rules route on claims, route. */
+/** The edge verifies JWTs where rules route on claims. */
 export function edgeFilters(rules: RuleSet): ResourceObject[] {
+  const jwt = buildJwtFilter(rules);
+  return jwt ? [jwt] : [];
+}
+
+/** What the edge removes from outside requests: claim headers and mirror markers. */
+export function edgeStrip(rules: RuleSet): ResourceObject | undefined {
   const internal = [...claimHeaders(rules).values()].flatMap((m) => [...m.values()]);
-  const marker = new Set(Object.values(rules.services).flatMap((s) => s.mirrors.map((m) => m.marker_header)));
-  return [buildStripFilter([...new Set([...internal, ...marker])]), buildJwtFilter(rules)].filter((f): f is ResourceObject => f !== undefined);
+  const markers = Object.values(rules.services).flatMap((s) => s.mirrors.map((m) => m.marker_header));
+  return buildStripExtension([...new Set([...internal, ...markers])]);
 }
 
 /** A sidecar's inbound side: everything to its local application. */

@@ -11,6 +11,7 @@ import {
   buildAuditLog,
   buildHttpListener,
   edgeFilters,
+  edgeStrip,
   inboundRouteConfiguration,
   serviceVirtualHosts,
 } from './listeners.js';
@@ -60,14 +61,14 @@ export function translateForProxy(model: Model, key: ProxyKey): TypedObject[] {
     case 'edge': {
       const name = listenerName('edge', key.port);
       return [
-        typed(TypeUrl.Listener)(buildHttpListener(name, key.address, key.port, edgeFilters(rules))),
+        typed(TypeUrl.Listener)(buildHttpListener(name, key.address, key.port, edgeFilters(rules), { earlyHeaderMutation: edgeStrip(rules) })),
         typed(TypeUrl.RouteConfiguration)({ name, virtual_hosts: serviceVirtualHosts(registry, rules, subsets) }),
       ];
     }
     case 'access': {
       const name = listenerName('access', key.port);
       return [
-        typed(TypeUrl.Listener)(buildHttpListener(name, key.address, key.port, accessFilters(rules), buildAuditLog(key.auditLog, rules.settings.caller_header))),
+        typed(TypeUrl.Listener)(buildHttpListener(name, key.address, key.port, accessFilters(rules), { accessLog: buildAuditLog(key.auditLog, rules.settings.caller_header) })),
         typed(TypeUrl.RouteConfiguration)({ name, virtual_hosts: accessVirtualHosts(registry, rules.access_gateway) }),
       ];
     }
