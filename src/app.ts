@@ -15,12 +15,12 @@ import type { RulesStore } from './sources/rules-store.js';
 import type { Source } from './sources/source.js';
 import { SnapshotCache, Snapshot } from './xds/cache.js';
 import { combineCallbacks } from './xds/callbacks.js';
-import { Resource } from './xds/resource.js';
+import type { Resource } from './xds/resource.js';
 import { TYPE_SHORT_NAMES } from './xds/resources.js';
 import { XdsServer } from './xds/server.js';
 import { loggingCallbacks } from './xds/logging-callbacks.js';
 import { groupKey, proxyKeyOf, type ProxyKey } from './translate/proxy.js';
-import { translateForProxy, translateShared } from './translate/translate.js';
+import { IncrementalTranslator } from './translate/incremental.js';
 import type { Node } from './xds/wire.js';
 import { buildAdminServer, type ProxyStatus } from './admin/server.js';
 import { createMetrics } from './admin/metrics.js';
@@ -46,9 +46,8 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
   let registry: Registry | undefined;
   let rules: RuleSet | undefined;
   let shared: Resource[] = [];
+  const translator = new IncrementalTranslator();
 
-  const toResources = (objects: ReturnType<typeof translateShared>): Resource[] =>
-    objects.map((o) => Resource.fromObject(o.typeUrl, o.object));
   const model = (): Model | undefined => (registry && rules ? { registry, rules } : undefined);
 
   /** Builds and publishes one group's snapshot; a failure keeps the last good one live. */
@@ -56,7 +55,7 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
     const m = model();
     if (!m) return;
     try {
-      cache.set(group, Snapshot.create([...shared, ...toResources(translateForProxy(m, key))]));
+      cache.set(group, Snapshot.create([...shared, ...translator.forProxy(m, key, group)]));
       metrics.snapshotPublished('ok');
     } catch (err) {
       metrics.snapshotPublished('refused');
@@ -68,7 +67,7 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
     const m = model();
     if (!m) return;
     try {
-      shared = toResources(translateShared(m));
+      shared = translator.shared(m);
     } catch (err) {
       metrics.snapshotPublished('refused');
       log.error({ err }, 'translation failed; every group keeps its last good snapshot');

@@ -928,8 +928,8 @@ class Checker {
           path,
           'SP_RULE_SUBSET_EMPTY',
           target.subset === STABLE_SUBSET
-            ? `every instance of "${target.service}" carries a routing tag, so its stable subset is empty and requests sent there fail (503) until an untagged instance registers`
-            : `no instance of "${target.service}" carries the tag "${target.subset}" yet; requests sent there fail (503) until one registers with that tag`,
+            ? `every instance of "${target.service}" carries a routing tag, so its stable subset is empty: requests sent there fail (503) until an untagged instance registers`
+            : `no instance of "${target.service}" carries the tag "${target.subset}" yet; until one registers with that tag, routes to it are left out (their requests go on to the next route), mirrors to it copy nothing, and split weight for it goes to stable`,
         );
       }
     }

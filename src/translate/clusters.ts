@@ -3,11 +3,13 @@
 // carries; per JWT issuer with a remote key set, a cluster to fetch it through.
 import type { JwtIssuer, Mirror, RuleSet } from '../model/rules.js';
 import type { Registry, Subset } from '../model/types.js';
-import { subsetsOf } from '../model/subsets.js';
+import { DEFAULT_ROUTING_TAGS, subsetsOf } from '../model/subsets.js';
 import { clusterName, jwksClusterName, localAppClusterName, mirrorClusterName } from './names.js';
 import type { ResourceObject } from '../xds/resources.js';
 
 const ADS_SOURCE = { ads: {}, resource_api_version: 'V3' };
+/** Debian's and most distributions' CA bundle, as Envoy's images carry it. */
+const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const HEADER_MUTATION = 'type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation';
 const UPSTREAM_CODEC = 'type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec';
@@ -90,6 +92,13 @@ export function buildJwksCluster(name: string, issuer: JwtIssuer & { jwks_uri: s
             typed_config: {
               '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
               sni: url.hostname,
+              // Without a validation context Envoy would take keys from anyone in the middle.
+              common_tls_context: {
+                validation_context: {
+                  trusted_ca: { filename: SYSTEM_CA_BUNDLE },
+                  match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: url.hostname } }],
+                },
+              },
             },
           },
         }
@@ -111,18 +120,27 @@ export function buildLocalAppCluster(port: number): ResourceObject {
 }
 
 /**
- * Every service's subsets. Subsets that rules name count as routing tags too, so an
- * instance tagged `tenant-acme` leaves `stable` once a rule routes to `tenant-acme`.
+ * A service's routing tags: the defaults, plus every subset of it that rules name, so
+ * an instance tagged `tenant-acme` leaves `stable` once a rule routes to
+ * `api.tenant-acme`; another service's `tenant-acme` instances stay where they were.
  */
-export function allSubsets(registry: Registry, rules: RuleSet, routingTags: readonly string[]): Subset[] {
-  const named = new Set(routingTags);
+export function routingTags(rules: RuleSet, service: string, defaults: readonly string[] = DEFAULT_ROUTING_TAGS): string[] {
+  const named = new Set(defaults);
   for (const r of Object.values(rules.services)) {
-    for (const route of r.routes) for (const t of 'to' in route ? [route.to] : route.split.map((s) => s.to)) named.add(t.subset);
-    for (const m of r.mirrors) named.add(m.to.subset);
-    for (const d of r.dev_routes) named.add(d.to.subset);
-    for (const t of r.tenant_routes) named.add(t.to.subset);
+    const targets = [
+      ...r.routes.flatMap((route) => ('to' in route ? [route.to] : route.split.map((s) => s.to))),
+      ...r.mirrors.map((m) => m.to),
+      ...r.dev_routes.map((d) => d.to),
+      ...r.tenant_routes.map((t) => t.to),
+    ];
+    // Only rules that send to this service's subsets make tags of it.
+    for (const t of targets) if (t.service === service) named.add(t.subset);
   }
   named.delete('stable');
-  const patterns = [...named].sort();
-  return [...registry.services.values()].flatMap((s) => subsetsOf(s, patterns));
+  return [...named].sort();
+}
+
+/** Every service's subsets, by its routing tags. */
+export function allSubsets(registry: Registry, rules: RuleSet): Subset[] {
+  return [...registry.services.values()].flatMap((s) => subsetsOf(s, routingTags(rules, s.name)));
 }

@@ -37,6 +37,11 @@ export function buildHttpListener(name: string, address: string, port: number, h
             typed_config: {
               '@type': HCM,
               stat_prefix: name,
+              // Match and authorise the path the upstream will see: `/v1/../admin` must
+              // not pass a rule for `/v1/` (GHSA-xcx5-93pw-jw2w).
+              normalize_path: { value: true },
+              merge_slashes: true,
+              path_with_escaped_slashes_action: 'UNESCAPE_AND_REDIRECT',
               rds: { route_config_name: name, config_source: { ads: {}, resource_api_version: 'V3' } },
               http_filters: [...httpFilters, buildRouterFilter()],
               ...(extras.accessLog ? { access_log: [extras.accessLog] } : {}),

@@ -20,9 +20,13 @@ export const jwksClusterName = (issuer: string): string => `jwks.${issuer}`;
 /** A listener and its route configuration share a name: `edge_10000`, `outbound_15001`. */
 export const listenerName = (kind: 'edge' | 'access' | 'outbound' | 'inbound', port: number): string => `${kind}_${port}`;
 
-/** The header a JWT claim is copied into at the edge: `x-shadowplane-claim-main-beta`. */
+/**
+ * The header a JWT claim is copied into at the edge: `x-shadowplane-claim-main.beta`.
+ * A dot parts issuer and claim (issuer names have none), so two pairs cannot meet in
+ * one header; characters a header name cannot hold become `_`.
+ */
 export const claimHeaderName = (issuer: string, claim: string): string =>
-  `x-shadowplane-claim-${issuer}-${claim.replace(/[^A-Za-z0-9]+/g, '-')}`.toLowerCase();
+  `x-shadowplane-claim-${issuer}.${claim.replace(/[^A-Za-z0-9._-]/g, '_')}`.toLowerCase();
 
 /** A route's name in config dumps and stats: `api/beta-users`. */
 export const routeName = (service: string, rule: string): string => `${service}/${rule}`;

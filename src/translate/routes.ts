@@ -56,7 +56,16 @@ function baseRoutes(service: string, rules: RuleSet, subsets: SubsetIndex): Base
       if (!subsets.hasInstances(route.to)) continue;
       action = clusterAction(route.to);
     } else {
-      const live = route.split.filter((e) => e.weight > 0 && subsets.hasInstances(e.to));
+      // A target without instances yet gives its weight to its service's stable
+      // subset, so the other targets keep the share the rule gives them.
+      const weights = new Map<string, { to: Target; weight: number }>();
+      for (const e of route.split) {
+        if (e.weight === 0) continue;
+        const to = subsets.hasInstances(e.to) ? e.to : { service: e.to.service, subset: STABLE_SUBSET };
+        const key = `${to.service}\u0000${to.subset}`;
+        weights.set(key, { to, weight: (weights.get(key)?.weight ?? 0) + e.weight });
+      }
+      const live = [...weights.values()];
       if (live.length === 0) continue;
       action =
         live.length === 1
@@ -129,7 +138,8 @@ export function buildVirtualHost(service: string, rules: RuleSet, subsets: Subse
       direct_response: { status: options.readOnlyStandIn },
     });
   }
-  const groups = mirrorGroups(liveMirrors(service, rules, subsets));
+  // A shadow's own requests are never mirrored again: copies of copies would compound.
+  const groups = options.readOnlyStandIn === undefined ? mirrorGroups(liveMirrors(service, rules, subsets)) : [];
   const combos = combinations(groups);
   for (const base of baseRoutes(service, rules, subsets)) {
     for (const combo of combos) {

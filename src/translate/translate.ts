@@ -1,7 +1,6 @@
 // Model → Envoy resources. Pure and deterministic: equal models give byte-equal
 // resources, so versions are content hashes and replicas agree without talking.
 import type { Model } from '../model/types.js';
-import { DEFAULT_ROUTING_TAGS } from '../model/subsets.js';
 import { TypeUrl, type ResourceObject, type ResourceTypeUrl } from '../xds/resources.js';
 import { allSubsets, buildCluster, buildClusterLoadAssignment, buildJwksCluster, buildLocalAppCluster, buildMirrorCluster } from './clusters.js';
 import { claimHeaders } from './filters.js';
@@ -29,7 +28,7 @@ const typed = (typeUrl: ResourceTypeUrl) => (object: ResourceObject): TypedObjec
 /** Which subsets have instances, for rules whose targets may not be registered yet. */
 export function subsetIndex(model: Model): SubsetIndex {
   const live = new Set(
-    allSubsets(model.registry, model.rules, DEFAULT_ROUTING_TAGS)
+    allSubsets(model.registry, model.rules)
       .filter((s) => s.instances.length > 0)
       .map((s) => `${s.service}\u0000${s.name}`),
   );
@@ -39,7 +38,7 @@ export function subsetIndex(model: Model): SubsetIndex {
 /** What every proxy shares: a cluster and endpoints per subset, mirror and JWKS clusters. */
 export function translateShared(model: Model): TypedObject[] {
   const out: TypedObject[] = [];
-  for (const subset of allSubsets(model.registry, model.rules, DEFAULT_ROUTING_TAGS)) {
+  for (const subset of allSubsets(model.registry, model.rules)) {
     out.push(typed(TypeUrl.Cluster)(buildCluster(subset)), typed(TypeUrl.ClusterLoadAssignment)(buildClusterLoadAssignment(subset)));
   }
   const subsets = subsetIndex(model);
@@ -53,16 +52,26 @@ export function translateShared(model: Model): TypedObject[] {
   return out;
 }
 
+/** Hooks for the incremental translator: a cheaper subset index, cached virtual hosts. */
+export interface ForProxyOptions {
+  subsets?: SubsetIndex;
+  vhostOf?: (service: string, readOnlyStandIn?: number) => ResourceObject;
+}
+
 /** What depends on the kind of proxy: its listeners and routes (and a sidecar's local app). */
-export function translateForProxy(model: Model, key: ProxyKey): TypedObject[] {
-  const subsets = subsetIndex(model);
+export function translateForProxy(model: Model, key: ProxyKey, options: ForProxyOptions = {}): TypedObject[] {
+  const subsets = options.subsets ?? subsetIndex(model);
   const { registry, rules } = model;
+  const vhosts = (standIn?: number): ResourceObject[] =>
+    options.vhostOf
+      ? [...registry.services.keys()].sort().map((s) => options.vhostOf!(s, standIn))
+      : serviceVirtualHosts(registry, rules, subsets, standIn);
   switch (key.role) {
     case 'edge': {
       const name = listenerName('edge', key.port);
       return [
         typed(TypeUrl.Listener)(buildHttpListener(name, key.address, key.port, edgeFilters(rules), { earlyHeaderMutation: edgeStrip(rules) })),
-        typed(TypeUrl.RouteConfiguration)({ name, virtual_hosts: serviceVirtualHosts(registry, rules, subsets) }),
+        typed(TypeUrl.RouteConfiguration)({ name, virtual_hosts: vhosts() }),
       ];
     }
     case 'access': {
@@ -79,7 +88,7 @@ export function translateForProxy(model: Model, key: ProxyKey): TypedObject[] {
       const standIn = key.subset === 'shadow' ? rules.settings.stand_in_status : undefined;
       return [
         typed(TypeUrl.Listener)(buildHttpListener(outbound, key.address, key.outboundPort, [])),
-        typed(TypeUrl.RouteConfiguration)({ name: outbound, virtual_hosts: serviceVirtualHosts(registry, rules, subsets, standIn) }),
+        typed(TypeUrl.RouteConfiguration)({ name: outbound, virtual_hosts: vhosts(standIn) }),
         typed(TypeUrl.Listener)(buildHttpListener(inbound, key.address, key.inboundPort, [])),
         typed(TypeUrl.RouteConfiguration)(inboundRouteConfiguration(key.inboundPort, key.appPort)),
         typed(TypeUrl.Cluster)(buildLocalAppCluster(key.appPort)),

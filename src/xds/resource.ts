@@ -16,6 +16,7 @@ export function contentHash(...parts: (string | Uint8Array)[]): string {
 export class Resource {
   private sotw?: Uint8Array;
   private delta?: Uint8Array;
+  private tokenValue?: bigint;
 
   private constructor(
     readonly typeUrl: ResourceTypeUrl,
@@ -36,6 +37,15 @@ export class Resource {
       throw new Error(`resource "${name}": ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     return new Resource(typeUrl, name, encodeAny(typeUrl, bytes), contentHash(bytes), referencesOf(typeUrl, object));
+  }
+
+  /**
+   * This resource's share of a type version: 64 bits of a hash of its name and version.
+   * Type versions add these up (see cache.ts versionOf), so they need no sorting.
+   */
+  token(): bigint {
+    this.tokenValue ??= BigInt(`0x${contentHash(this.name, '\u0000', this.version)}`);
+    return this.tokenValue;
   }
 
   /** `DiscoveryResponse.resources` entry: field 2, length-delimited Any. */

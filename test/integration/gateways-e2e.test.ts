@@ -110,9 +110,9 @@ describe.skipIf(!hasBinary('envoy'))('edge, access gateway and shadow sidecar', 
 
     it('ignores a claim header forged by an outside caller', async () => {
       for (let i = 0; i < 5; i++) {
-        expect(await viaEdge({ 'x-shadowplane-claim-main-beta': 'true' })).toMatchObject({ status: 200, backend: 'stable' });
+        expect(await viaEdge({ 'x-shadowplane-claim-main.beta': 'true' })).toMatchObject({ status: 200, backend: 'stable' });
       }
-      expect(stable.requests.at(-1)?.headers['x-shadowplane-claim-main-beta']).toBeUndefined();
+      expect(stable.requests.at(-1)?.headers['x-shadowplane-claim-main.beta']).toBeUndefined();
     });
 
     it('refuses a token it cannot verify', async () => {

@@ -1,0 +1,168 @@
+// Translation that redoes only what changed. A service's clusters and endpoints are
+// kept while its instances (the same array: sources keep an unchanged service's
+// instances as they were) and the routing tags stay the same; a virtual host is kept
+// while its service's rules and the liveness of the subsets they name stay the same.
+// The output equals translateShared / translateForProxy (translate.ts) for the same
+// model; a test holds them to it.
+import type { Instance, Model, Registry } from '../model/types.js';
+import type { RuleSet, ServiceRules, Target } from '../model/rules.js';
+import { subsetsOf } from '../model/subsets.js';
+import { TypeUrl, type ResourceObject, type ResourceTypeUrl } from '../xds/resources.js';
+import { Resource } from '../xds/resource.js';
+import { validateResource } from '../xds/pgv.js';
+import { buildCluster, buildClusterLoadAssignment, buildJwksCluster, buildMirrorCluster, routingTags } from './clusters.js';
+import { claimHeaders } from './filters.js';
+import { buildVirtualHost, liveMirrors, type SubsetIndex } from './routes.js';
+import { translateForProxy, type TypedObject } from './translate.js';
+import type { ProxyKey } from './proxy.js';
+
+export class EnvoyConstraintError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`translation produced configuration Envoy would reject:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'EnvoyConstraintError';
+  }
+}
+
+/** Names the resource and, inside it, the nearest named object (a route names its rule). */
+function describeViolation(typeUrl: ResourceTypeUrl, object: ResourceObject, path: string): string {
+  const label = object.name ?? object.cluster_name;
+  const resourceLabel = typeof label === 'string' ? label : '?';
+  let node: unknown = object;
+  let named = '';
+  for (const part of path.match(/[^.[\]"]+/g) ?? []) {
+    node = (node as Record<string, unknown> | undefined)?.[part];
+    const name = (node as { name?: unknown } | undefined)?.name;
+    if (typeof name === 'string') named = name;
+  }
+  const kind = typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
+  return `${kind} "${resourceLabel}"${named && named !== resourceLabel ? `, "${named}"` : ''}: ${path}`;
+}
+
+/** Encodes a resource after checking it against Envoy's declared constraints. */
+export function checkedResource(typeUrl: ResourceTypeUrl, object: ResourceObject): Resource {
+  const violations = validateResource(typeUrl, object);
+  if (violations.length > 0) {
+    throw new EnvoyConstraintError(violations.map((v) => `${describeViolation(typeUrl, object, v.path)}: ${v.message} (${v.rule})`));
+  }
+  return Resource.fromObject(typeUrl, object);
+}
+
+interface ServiceEntry {
+  instances: readonly Instance[];
+  patterns: string;
+  resources: Resource[];
+  live: Set<string>;
+}
+
+interface VirtualHostEntry {
+  rules: ServiceRules | undefined;
+  settings: RuleSet['settings'];
+  liveness: string;
+  standIn: number | undefined;
+  vhost: ResourceObject;
+}
+
+function targetsOf(rules: ServiceRules | undefined): Target[] {
+  if (!rules) return [];
+  return [
+    ...rules.dev_routes.map((d) => d.to),
+    ...rules.tenant_routes.map((t) => t.to),
+    ...rules.routes.flatMap((r) => ('to' in r ? [r.to] : r.split.map((s) => s.to))),
+    ...rules.mirrors.map((m) => m.to),
+  ];
+}
+
+export class IncrementalTranslator {
+  private services = new Map<string, ServiceEntry>();
+  private vhosts = new Map<string, VirtualHostEntry>();
+  private tagsFor?: { rules: RuleSet; byService: Map<string, { tags: string[]; key: string }> };
+
+  private tags(rules: RuleSet, service: string): { tags: string[]; key: string } {
+    if (this.tagsFor?.rules !== rules) this.tagsFor = { rules, byService: new Map() };
+    let entry = this.tagsFor.byService.get(service);
+    if (!entry) {
+      const tags = routingTags(rules, service);
+      entry = { tags, key: tags.join(',') };
+      this.tagsFor.byService.set(service, entry);
+    }
+    return entry;
+  }
+
+  /** Clusters and endpoints of one service, rebuilt only when its instances or the tags change. */
+  private service(registry: Registry, name: string, rules: RuleSet): ServiceEntry {
+    const service = registry.services.get(name)!;
+    const { tags, key } = this.tags(rules, name);
+    const cached = this.services.get(name);
+    if (cached && cached.instances === service.instances && cached.patterns === key) return cached;
+    const subsets = subsetsOf(service, tags);
+    const entry: ServiceEntry = {
+      instances: service.instances,
+      patterns: key,
+      resources: subsets.flatMap((s) => [checkedResource(TypeUrl.Cluster, buildCluster(s)), checkedResource(TypeUrl.ClusterLoadAssignment, buildClusterLoadAssignment(s))]),
+      live: new Set(subsets.filter((s) => s.instances.length > 0).map((s) => s.name)),
+    };
+    this.services.set(name, entry);
+    return entry;
+  }
+
+  private index(registry: Registry, rules: RuleSet): SubsetIndex {
+    return {
+      hasInstances: (t) => (registry.services.has(t.service) ? this.service(registry, t.service, rules).live.has(t.subset) : false),
+    };
+  }
+
+  /** Everything every proxy shares, for the model. */
+  shared(model: Model): Resource[] {
+    const { registry, rules } = model;
+    const names = [...registry.services.keys()].sort();
+    for (const gone of [...this.services.keys()]) if (!registry.services.has(gone)) this.services.delete(gone);
+    const out: Resource[] = [];
+    for (const name of names) out.push(...this.service(registry, name, rules).resources);
+    const subsets = this.index(registry, rules);
+    for (const name of names) for (const mirror of liveMirrors(name, rules, subsets)) out.push(checkedResource(TypeUrl.Cluster, buildMirrorCluster(mirror)));
+    for (const issuer of [...claimHeaders(rules).keys()].sort()) {
+      const config = rules.jwt_issuers[issuer];
+      if (config && 'jwks_uri' in config) out.push(checkedResource(TypeUrl.Cluster, buildJwksCluster(issuer, config)));
+    }
+    return out;
+  }
+
+  /** A service's virtual host, rebuilt only when what it depends on changed. */
+  private vhost(name: string, rules: RuleSet, subsets: SubsetIndex, standIn: number | undefined): ResourceObject {
+    const own = rules.services[name];
+    const liveness = targetsOf(own)
+      .map((t) => (subsets.hasInstances(t) ? '1' : '0'))
+      .join('');
+    const key = `${name}\u0000${standIn ?? ''}`;
+    const cached = this.vhosts.get(key);
+    if (cached && cached.rules === own && cached.settings === rules.settings && cached.liveness === liveness && cached.standIn === standIn) return cached.vhost;
+    const vhost = buildVirtualHost(name, rules, subsets, { readOnlyStandIn: standIn });
+    this.vhosts.set(key, { rules: own, settings: rules.settings, liveness, standIn, vhost });
+    return vhost;
+  }
+
+  private groups = new Map<string, { rules: RuleSet; vhosts: ResourceObject[]; resources: Resource[] }>();
+
+  /**
+   * A proxy kind's listeners and routes: translateForProxy with cached virtual hosts.
+   * When every virtual host is the one built last time (an instance moved, nothing
+   * that routes changed), the encoded resources of last time are returned as they were.
+   */
+  forProxy(model: Model, key: ProxyKey, group: string): Resource[] {
+    const subsets = this.index(model.registry, model.rules);
+    const used: ResourceObject[] = [];
+    const vhostOf = (name: string, standIn?: number): ResourceObject => {
+      const vhost = this.vhost(name, model.rules, subsets, standIn);
+      used.push(vhost);
+      return vhost;
+    };
+    const objects = translateForProxy(model, key, { subsets, vhostOf });
+    const cached = this.groups.get(group);
+    if (cached && cached.rules === model.rules && cached.vhosts.length === used.length && cached.vhosts.every((v, i) => v === used[i])) {
+      return cached.resources;
+    }
+    const resources = objects.map((o: TypedObject) => checkedResource(o.typeUrl, o.object));
+    this.groups.set(group, { rules: model.rules, vhosts: used, resources });
+    return resources;
+  }
+}
