@@ -2,6 +2,9 @@
 // with the documents it joins, and written only if the whole set is valid. The
 // store's version makes writes optimistic (a stale writer gets 409).
 import type { Registry } from '../model/types.js';
+import type { RuleSet } from '../model/rules.js';
+import { EnvoyConstraintError, IncrementalTranslator } from '../translate/incremental.js';
+import { groupKey, type ProxyKey } from '../translate/proxy.js';
 import { readRuleText, validateRules, type RuleInput, type RuleProblem } from '../model/validate-rules.js';
 import { checkDocumentName, type HistoryEntry, type RuleDocumentEntry, type RulesStore } from '../sources/rules-store.js';
 import { AdminError, AdminErrorCode } from './errors.js';
@@ -49,6 +52,8 @@ export function createRulesService({ store, registry, now = () => new Date() }: 
     const own = store.sourceOf(name);
     const expiredHere = whole.warnings.filter((w) => w.source === own && w.code === 'SP_RULE_DEV_ROUTE_EXPIRED');
     const allErrors = [...errors, ...whole.errors, ...expiredHere];
+    const reg = registry();
+    if (allErrors.length === 0 && whole.ruleSet && reg) allErrors.push(...dryRun(reg, whole.ruleSet, own));
     const warnings = whole.warnings.filter((w) => !expiredHere.includes(w));
     return { valid: allErrors.length === 0, errors: allErrors, warnings };
   }
@@ -89,6 +94,31 @@ export function createRulesService({ store, registry, now = () => new Date() }: 
     },
     history: (limit) => store.history(limit),
   };
+}
+
+/** Proxy kinds a dry run translates for: one of each role, on default ports. */
+const DRY_RUN_KEYS: ProxyKey[] = [
+  { role: 'edge', address: '127.0.0.1', port: 10000 },
+  { role: 'access', address: '127.0.0.1', port: 10001, auditLog: '/dev/stdout' },
+  { role: 'sidecar', service: 'dry-run', subset: 'shadow', address: '127.0.0.1', outboundPort: 15001, inboundPort: 15006, appPort: 8080 },
+];
+
+/**
+ * Translates the candidate rules with the current registry, as serve would, and
+ * reports configuration Envoy would refuse, so a rule that would produce an invalid
+ * resource is refused before it is stored.
+ */
+function dryRun(registry: Registry, rules: RuleSet, source: string): RuleProblem[] {
+  const translator = new IncrementalTranslator();
+  const model = { registry, rules };
+  try {
+    translator.shared(model);
+    for (const key of DRY_RUN_KEYS) translator.forProxy(model, key, groupKey(key));
+    return [];
+  } catch (err) {
+    if (!(err instanceof EnvoyConstraintError)) throw err;
+    return err.problems.map((message) => ({ source, path: '', code: 'SP_RULE_ENVOY_REJECTS' as const, message, at: source }));
+  }
 }
 
 function checkName(name: string): string {

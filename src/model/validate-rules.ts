@@ -93,6 +93,7 @@ export const RULE_CODES = {
   SP_RULE_VALUE_CONFLICT: 'a setting or the gateway rate limit set to different values in two documents',
   SP_RULE_UNKNOWN_SERVICE: 'a service the registry does not know',
   SP_RULE_SUBSET_EMPTY: 'a subset no instance of the service carries yet (a warning)',
+  SP_RULE_ENVOY_REJECTS: 'the rules translate into configuration that Envoy would refuse (checked against its protos)',
 } as const;
 
 export type RuleCode = keyof typeof RULE_CODES;

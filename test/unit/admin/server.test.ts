@@ -128,6 +128,30 @@ describe('admin API', () => {
     expect(readdirSync(dir)).toEqual(['base.yaml']);
   });
 
+  it('refuses rules whose translation Envoy would reject, naming the resource', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'admin-rules-'));
+    writeFileSync(path.join(dir, 'base.yaml'), '{}\n');
+    // An instance without an address: sources refuse it; here it stands for any input
+    // the rule validator cannot see that would make Envoy refuse the result.
+    const broken = { services: new Map([['api', { name: 'api', instances: [{ id: 'a', address: '', port: 1, tags: ['beta'], meta: {} }] }]]) };
+    const app = buildAdminServer({
+      logger: silentLogger(),
+      token: TOKEN,
+      metrics: createMetrics().registry,
+      rules: createRulesService({ store: new DirectoryRulesStore(dir), registry: () => broken }),
+      proxies: () => [],
+      notReady: () => [],
+      status: () => ({}),
+    });
+    apps.push(app);
+    const response = await app.inject({ method: 'PUT', url: '/v1/rules/api', headers: { 'content-type': 'application/yaml', ...auth }, payload: BETA });
+    expect(response.statusCode).toBe(422);
+    expect(response.json().error.problems).toEqual([
+      expect.objectContaining({ code: 'SP_RULE_ENVOY_REJECTS', message: expect.stringMatching(/ClusterLoadAssignment "api\.beta".*address/) }),
+    ]);
+    expect(readdirSync(dir)).toEqual(['base.yaml']);
+  });
+
   it('takes a document as JSON {text} too', async () => {
     const { app } = make();
     const response = await app.inject({ method: 'PUT', url: '/v1/rules/api', headers: { ...auth, 'content-type': 'application/json' }, payload: { text: BETA } });
