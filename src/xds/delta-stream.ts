@@ -186,7 +186,7 @@ export class DeltaStream extends StreamBase implements ClientView {
     const changedClusters: Resource[] = [];
     for (const r of toSend) {
       const before = st.known.get(r.name);
-      if (st.typeUrl === TypeUrl.Cluster && before !== undefined && before !== r.version) changedClusters.push(r);
+      if (st.typeUrl === TypeUrl.Cluster && before !== r.version) changedClusters.push(r);
       st.known.set(r.name, r.version);
       st.held.set(r.name, r);
       st.mustAnswer.delete(r.name);
@@ -213,7 +213,12 @@ export class DeltaStream extends StreamBase implements ClientView {
     this.send(bytes);
   }
 
-  /** Envoy keeps an updated cluster warming until its endpoints arrive again. */
+  /**
+   * Envoy keeps a new or updated cluster warming until endpoints arrive for it, even
+   * when they are endpoints it already holds under that name (a mirror's cluster shares
+   * its target's): such a cluster asks for no new name, so without this it would wait
+   * for Envoy's initial fetch timeout.
+   */
   private resendEndpointsOf(clusters: Resource[]): void {
     const eds = this.types.get(TypeUrl.ClusterLoadAssignment);
     if (!eds) return;

@@ -226,13 +226,19 @@ export class SotwStream extends StreamBase implements ClientView {
     st.updatedAt = Date.now();
   }
 
-  /** Envoy keeps an updated cluster warming until its endpoints arrive again. */
+  /**
+   * Envoy keeps a new or updated cluster warming until endpoints arrive for it, even
+   * when they are endpoints it already holds under that name (a mirror's cluster shares
+   * its target's): such a cluster asks for no new name, so without this it would wait
+   * for Envoy's initial fetch timeout. A cluster whose endpoints are a name not yet
+   * subscribed needs nothing: Envoy's subscription to it brings them.
+   */
   private resendEndpointsOfChangedClusters(before: ReadonlyMap<string, Resource>, after: ReadonlyMap<string, Resource>): void {
     const eds = this.types.get(TypeUrl.ClusterLoadAssignment);
     if (!eds) return;
     for (const [name, r] of after) {
-      const old = before.get(name);
-      if (old && old.version !== r.version) {
+      if (before.get(name)?.version === r.version) continue;
+      if (r.references.some((ref) => eds.wildcard || eds.names.has(ref.name))) {
         eds.force = true;
         return;
       }
