@@ -1,7 +1,7 @@
 // One incremental ADS stream (DeltaAggregatedResources): the server tracks what the
 // client holds, name by name, and sends only differences (xDS spec, "Incremental xDS").
 import { TypeUrl, PUSH_ORDER, isResourceTypeUrl, type ResourceTypeUrl } from './resources.js';
-import { desiredResources, unmetClusters, type ClientView } from './ordering.js';
+import { desiredResources, type ClientView } from './ordering.js';
 import { StreamBase } from './stream-base.js';
 import { encodeDeltaDiscoveryResponse, type DeltaDiscoveryRequest } from './wire.js';
 import type { Resource } from './resource.js';
@@ -147,29 +147,10 @@ export class DeltaStream extends StreamBase implements ClientView {
       // A subscribed name that does not exist is reported at once, not left to a timeout.
       for (const name of st.mustAnswer) if (!desired.has(name) && !st.known.has(name)) removed.push(name);
       if (toSend.length === 0 && removed.length === 0) continue;
-      if (this.holdBack(st, toSend)) continue;
+      if (this.holdBack(st, toSend, this.types.get(TypeUrl.Cluster)?.wildcard ?? false)) continue;
       this.respond(st, toSend, removed.sort());
     }
     return 'idle';
-  }
-
-  private holdBack(st: DeltaTypeState, toSend: Resource[]): boolean {
-    if (st.typeUrl !== TypeUrl.Listener && st.typeUrl !== TypeUrl.RouteConfiguration) return false;
-    if (!this.types.get(TypeUrl.Cluster)?.wildcard || !this.snapshot) return false;
-    const unmet = unmetClusters(toSend, this.snapshot, this);
-    if (unmet.length === 0) return false;
-    const now = Date.now();
-    st.heldSince ??= now;
-    const waited = now - st.heldSince;
-    if (waited < this.options.dependencyTimeoutMs) {
-      this.armGate(this.options.dependencyTimeoutMs - waited);
-      return true;
-    }
-    this.options.logger.warn(
-      { stream_id: this.id, node_id: this.nodeId, type_url: st.typeUrl, clusters: unmet, waited_ms: waited },
-      'sending without acknowledgement of the clusters it needs',
-    );
-    return false;
   }
 
   private respond(st: DeltaTypeState, toSend: Resource[], removed: string[]): void {

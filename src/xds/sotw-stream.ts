@@ -2,7 +2,7 @@
 // own sub-stream with its own nonce, version and ACK/NACK state (xDS spec).
 import { TYPE_SHORT_NAMES, TypeUrl, PUSH_ORDER, isResourceTypeUrl, type ResourceTypeUrl } from './resources.js';
 import { versionOf } from './cache.js';
-import { desiredResources, unmetClusters, type ClientView } from './ordering.js';
+import { desiredResources, type ClientView } from './ordering.js';
 import { StreamBase } from './stream-base.js';
 import { encodeDiscoveryResponse, type DiscoveryRequest } from './wire.js';
 import type { Resource } from './resource.js';
@@ -152,7 +152,8 @@ export class SotwStream extends StreamBase implements ClientView {
       const newNames = st.hasNewNames();
       if (!st.force && !newNames && version === st.sentVersion) continue;
       if (!st.force && !newNames && version === st.nackedVersion) continue; // never repeat a rejected version
-      if (this.holdBack(st, desired)) continue;
+      const changed = desired.filter((r) => st.sent.get(r.name)?.version !== r.version);
+      if (this.holdBack(st, changed, this.types.get(TypeUrl.Cluster)?.wildcard ?? false)) continue;
       this.respond(st, version, desired);
     }
     return 'idle';
@@ -168,27 +169,6 @@ export class SotwStream extends StreamBase implements ClientView {
    */
   private holdsAcrossStreams(st: TypeState): boolean {
     return st.wildcard || this.nodeInfo?.user_agent_name === 'envoy';
-  }
-
-  /** Routes and listeners wait until the clusters they need are on the proxy (see ordering.ts). */
-  private holdBack(st: TypeState, desired: Resource[]): boolean {
-    if (st.typeUrl !== TypeUrl.Listener && st.typeUrl !== TypeUrl.RouteConfiguration) return false;
-    if (!this.types.get(TypeUrl.Cluster)?.wildcard || !this.snapshot) return false;
-    const changed = desired.filter((r) => st.sent.get(r.name)?.version !== r.version);
-    const unmet = unmetClusters(changed, this.snapshot, this);
-    if (unmet.length === 0) return false;
-    const now = Date.now();
-    st.heldSince ??= now;
-    const waited = now - st.heldSince;
-    if (waited < this.options.dependencyTimeoutMs) {
-      this.armGate(this.options.dependencyTimeoutMs - waited);
-      return true;
-    }
-    this.options.logger.warn(
-      { stream_id: this.id, node_id: this.nodeId, type_url: st.typeUrl, clusters: unmet, waited_ms: waited },
-      'sending without acknowledgement of the clusters it needs',
-    );
-    return false;
   }
 
   private respond(st: TypeState, version: string, desired: Resource[]): void {

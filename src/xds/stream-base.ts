@@ -5,6 +5,9 @@ import type { ConfigWatcher, Snapshot } from './cache.js';
 import type { StreamKind, XdsCallbacks } from './callbacks.js';
 import type { Node } from './wire.js';
 import type { Logger } from '../log.js';
+import { unmetClusters, type ClientView } from './ordering.js';
+import type { Resource } from './resource.js';
+import { TypeUrl, type ResourceTypeUrl } from './resources.js';
 
 /** Where a stream's responses go; the gRPC call in production, a fake in tests. */
 export interface ResponseSink {
@@ -29,7 +32,7 @@ export interface StreamOptions {
   dependencyTimeoutMs: number;
 }
 
-export abstract class StreamBase {
+export abstract class StreamBase implements ClientView {
   protected node?: Node;
   protected group = '';
   protected snapshot?: Snapshot;
@@ -93,6 +96,9 @@ export abstract class StreamBase {
     return this.nonceCounter.toString(36);
   }
 
+  abstract held(typeUrl: ResourceTypeUrl): Iterable<Resource>;
+  abstract acked(typeUrl: ResourceTypeUrl): ReadonlyMap<string, Resource>;
+
   /** Called when the group publishes a new snapshot. */
   protected abstract onSnapshot(): void;
   /** Sends what is due, in push order, while the transport takes it. */
@@ -116,6 +122,31 @@ export abstract class StreamBase {
 
   protected get canWrite(): boolean {
     return this.writable && !this.closed;
+  }
+
+  /**
+   * Whether routes or listeners about to go out (`pending`) must wait for the clusters
+   * they need (see ordering.ts). Only for a client that subscribes to every cluster: a
+   * client that asks for clusters by name (gRPC) learns of them from these very routes.
+   * The wait has a deadline, so a proxy that never acknowledges is not held forever.
+   */
+  protected holdBack(held: { typeUrl: ResourceTypeUrl; heldSince?: number }, pending: Resource[], clientTakesAllClusters: boolean): boolean {
+    if (held.typeUrl !== TypeUrl.Listener && held.typeUrl !== TypeUrl.RouteConfiguration) return false;
+    if (!clientTakesAllClusters || !this.snapshot) return false;
+    const unmet = unmetClusters(pending, this.snapshot, this);
+    if (unmet.length === 0) return false;
+    const now = Date.now();
+    held.heldSince ??= now;
+    const waited = now - held.heldSince;
+    if (waited < this.options.dependencyTimeoutMs) {
+      this.armGate(this.options.dependencyTimeoutMs - waited);
+      return true;
+    }
+    this.options.logger.warn(
+      { stream_id: this.id, node_id: this.nodeId, type_url: held.typeUrl, clusters: unmet, waited_ms: waited },
+      'sending without acknowledgement of the clusters it needs',
+    );
+    return false;
   }
 
   /** Re-runs the pump when held-back resources would be sent anyway. */
