@@ -15,7 +15,6 @@ import type { RulesStore } from './sources/rules-store.js';
 import type { Source } from './sources/source.js';
 import { SnapshotCache, Snapshot } from './xds/cache.js';
 import { combineCallbacks } from './xds/callbacks.js';
-import type { Resource } from './xds/resource.js';
 import { TYPE_SHORT_NAMES } from './xds/resources.js';
 import { XdsServer } from './xds/server.js';
 import { loggingCallbacks } from './xds/logging-callbacks.js';
@@ -45,7 +44,7 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
   const log = logger.child({ component: 'translate' });
   let registry: Registry | undefined;
   let rules: RuleSet | undefined;
-  let shared: Resource[] = [];
+  let shared: Snapshot | undefined;
   const translator = new IncrementalTranslator();
 
   const model = (): Model | undefined => (registry && rules ? { registry, rules } : undefined);
@@ -55,7 +54,8 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
     const m = model();
     if (!m) return;
     try {
-      cache.set(group, Snapshot.create([...shared, ...translator.forProxy(m, key, group)]));
+      if (!shared) return;
+      cache.set(group, Snapshot.compose(shared, translator.forProxy(m, key, group)));
       metrics.snapshotPublished('ok');
     } catch (err) {
       metrics.snapshotPublished('refused');
@@ -67,7 +67,7 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
     const m = model();
     if (!m) return;
     try {
-      shared = translator.shared(m);
+      shared = Snapshot.create(translator.shared(m));
     } catch (err) {
       metrics.snapshotPublished('refused');
       log.error({ err }, 'translation failed; every group keeps its last good snapshot');

@@ -100,7 +100,7 @@ export function createRulesService({ store, registry, now = () => new Date() }: 
 const DRY_RUN_KEYS: ProxyKey[] = [
   { role: 'edge', address: '127.0.0.1', port: 10000 },
   { role: 'access', address: '127.0.0.1', port: 10001, auditLog: '/dev/stdout' },
-  { role: 'sidecar', service: 'dry-run', subset: 'shadow', address: '127.0.0.1', outboundPort: 15001, inboundPort: 15006, appPort: 8080 },
+  { role: 'sidecar', subset: 'shadow', address: '127.0.0.1', outboundPort: 15001, inboundPort: 15006, appPort: 8080 },
 ];
 
 /**

@@ -17,8 +17,6 @@ export type ProxyKey =
     }
   | {
       readonly role: 'sidecar';
-      /** The service this sidecar runs beside (`node.cluster`). */
-      readonly service: string;
       /** Its instance's subset: a `shadow` sidecar may only read production. */
       readonly subset: string;
       readonly address: string;
@@ -58,10 +56,11 @@ export function proxyKeyOf(cluster: string, metadata: Record<string, unknown> | 
     case 'access':
       return { role: 'access', address, port: port(m.listener_port, 10001, 'listener_port'), auditLog: text(m.audit_log_path, '/dev/stdout', 'audit_log_path') };
     case 'sidecar':
+      // node.cluster names the sidecar's service; its configuration does not depend on
+      // it, so sidecars of every service with the same ports share one snapshot.
       if (cluster === '') throw new ProxyKeyError('node.cluster: a sidecar names its service in node.cluster');
       return {
         role: 'sidecar',
-        service: cluster,
         subset: text(m.subset, 'stable', 'subset'),
         address,
         outboundPort: port(m.outbound_port, 15001, 'outbound_port'),

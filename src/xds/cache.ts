@@ -6,53 +6,92 @@ import type { Resource } from './resource.js';
 
 const EMPTY: ReadonlyMap<string, Resource> = new Map();
 
-/** An immutable, complete set of resources for one group of proxies. */
-export class Snapshot {
-  private readonly versions = new Map<ResourceTypeUrl, string>();
+/** Type versions, kept with the resource map they describe: maps are shared between snapshots. */
+const versionsOfMaps = new WeakMap<ReadonlyMap<string, Resource>, string>();
 
-  private constructor(private readonly byType: ReadonlyMap<ResourceTypeUrl, ReadonlyMap<string, Resource>>) {}
+function indexByType(resources: Iterable<Resource>, into = new Map<ResourceTypeUrl, Map<string, Resource>>()): Map<ResourceTypeUrl, Map<string, Resource>> {
+  for (const r of resources) {
+    let names = into.get(r.typeUrl);
+    if (!names) into.set(r.typeUrl, (names = new Map()));
+    if (names.has(r.name)) throw new Error(`duplicate ${TYPE_SHORT_NAMES[r.typeUrl]} resource "${r.name}"`);
+    names.set(r.name, r);
+  }
+  return into;
+}
+
+/**
+ * An immutable, complete set of resources for one group of proxies. Groups share what
+ * they have in common: a snapshot composed from a shared one reuses its maps (and their
+ * versions) for every type the group adds nothing to.
+ */
+export class Snapshot {
+  private problems?: string[];
+
+  private constructor(
+    private readonly byType: ReadonlyMap<ResourceTypeUrl, ReadonlyMap<string, Resource>>,
+    private readonly base?: Snapshot,
+    private readonly own: readonly Resource[] = [],
+  ) {}
 
   /** Throws if two resources of one type share a name (Envoy would NACK the response). */
   static create(resources: Iterable<Resource>): Snapshot {
-    const byType = new Map<ResourceTypeUrl, Map<string, Resource>>();
-    for (const r of resources) {
-      let names = byType.get(r.typeUrl);
-      if (!names) byType.set(r.typeUrl, (names = new Map()));
-      if (names.has(r.name)) throw new Error(`duplicate ${TYPE_SHORT_NAMES[r.typeUrl]} resource "${r.name}"`);
-      names.set(r.name, r);
+    return new Snapshot(indexByType(resources));
+  }
+
+  /** `base` plus a group's own resources; `base`'s maps are reused where `own` adds nothing. */
+  static compose(base: Snapshot, own: readonly Resource[]): Snapshot {
+    const added = indexByType(own);
+    const byType = new Map<ResourceTypeUrl, ReadonlyMap<string, Resource>>(base.byType);
+    for (const [typeUrl, names] of added) {
+      const shared = base.byType.get(typeUrl);
+      if (!shared) {
+        byType.set(typeUrl, names);
+        continue;
+      }
+      for (const name of names.keys()) if (shared.has(name)) throw new Error(`duplicate ${TYPE_SHORT_NAMES[typeUrl]} resource "${name}"`);
+      byType.set(typeUrl, new Map([...shared, ...names]));
     }
-    return new Snapshot(byType);
+    return new Snapshot(byType, base, own);
   }
 
   resources(typeUrl: ResourceTypeUrl): ReadonlyMap<string, Resource> {
     return this.byType.get(typeUrl) ?? EMPTY;
   }
 
-  /** The type's version: a hash of every (name, version) pair, in name order. */
+  /** The type's version (see versionOf); computed once per resource map. */
   version(typeUrl: ResourceTypeUrl): string {
-    let v = this.versions.get(typeUrl);
+    const map = this.resources(typeUrl);
+    let v = versionsOfMaps.get(map);
     if (v === undefined) {
-      v = versionOf(this.resources(typeUrl).values());
-      this.versions.set(typeUrl, v);
+      v = versionOf(map.values());
+      versionsOfMaps.set(map, v);
     }
     return v;
   }
 
   /**
    * Every reference that does not resolve: a route to a missing cluster, an EDS cluster
-   * without endpoints, a listener whose RDS route configuration is missing.
+   * without endpoints, a listener whose RDS route configuration is missing. A composed
+   * snapshot checks only its own resources, plus what its base left unresolved.
    */
   inconsistencies(): string[] {
+    if (this.problems) return this.problems;
     const problems: string[] = [];
-    for (const typeUrl of PUSH_ORDER) {
-      for (const r of this.resources(typeUrl).values()) {
-        for (const ref of r.references) {
-          if (!this.resources(ref.typeUrl).has(ref.name)) {
-            problems.push(`${TYPE_SHORT_NAMES[typeUrl]} "${r.name}" refers to missing ${TYPE_SHORT_NAMES[ref.typeUrl]} "${ref.name}"`);
-          }
+    const check = (r: Resource): void => {
+      for (const ref of r.references) {
+        if (!this.resources(ref.typeUrl).has(ref.name)) {
+          problems.push(`${TYPE_SHORT_NAMES[r.typeUrl]} "${r.name}" refers to missing ${TYPE_SHORT_NAMES[ref.typeUrl]} "${ref.name}"`);
         }
       }
+    };
+    if (this.base) {
+      const unresolved = new Set(this.base.inconsistencies());
+      if (unresolved.size > 0) for (const typeUrl of PUSH_ORDER) for (const r of this.base.resources(typeUrl).values()) check(r);
+      for (const r of this.own) check(r);
+    } else {
+      for (const typeUrl of PUSH_ORDER) for (const r of this.resources(typeUrl).values()) check(r);
     }
+    this.problems = problems;
     return problems;
   }
 }

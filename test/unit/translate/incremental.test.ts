@@ -10,7 +10,7 @@ import { translateForProxy, translateShared } from '../../../src/translate/trans
 import { Resource } from '../../../src/xds/resource.js';
 
 const edge: ProxyKey = { role: 'edge', address: '127.0.0.1', port: 10000 };
-const sidecar: ProxyKey = { role: 'sidecar', service: 'web', subset: 'shadow', address: '127.0.0.1', outboundPort: 15001, inboundPort: 15006, appPort: 8080 };
+const sidecar: ProxyKey = { role: 'sidecar', subset: 'shadow', address: '127.0.0.1', outboundPort: 15001, inboundPort: 15006, appPort: 8080 };
 
 const instance = (id: string, port: number, tags: string[] = []): Instance => ({ id, address: '127.0.0.1', port, tags, meta: {} });
 function registry(services: Record<string, Instance[]>): Model['registry'] {
