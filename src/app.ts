@@ -142,7 +142,7 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
         rebuild();
       });
       await registrySource.start((next) => {
-        registry = next;
+        registry = { ...next, routingTags: config.registry.routing_tags };
         rebuild();
       });
       const xdsPort = await server.start();

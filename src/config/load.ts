@@ -14,7 +14,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Leaf = 'string' | 'number' | 'boolean';
+type Leaf = 'string' | 'number' | 'boolean' | 'list';
 interface KeyInfo {
   path: string[];
   leaf: Leaf;
@@ -32,7 +32,7 @@ function leafKeys(schema: z.ZodType, prefix: string[] = []): KeyInfo[] {
   if (s instanceof z.ZodObject) {
     return Object.entries(s.shape as Record<string, z.ZodType>).flatMap(([k, v]) => leafKeys(v, [...prefix, k]));
   }
-  const leaf: Leaf = s instanceof z.ZodNumber ? 'number' : s instanceof z.ZodBoolean ? 'boolean' : 'string';
+  const leaf: Leaf = s instanceof z.ZodNumber ? 'number' : s instanceof z.ZodBoolean ? 'boolean' : s instanceof z.ZodArray ? 'list' : 'string';
   return [{ path: prefix, leaf }];
 }
 
@@ -67,6 +67,7 @@ function coerce(raw: string, leaf: Leaf, origin: string, problems: string[]): un
     problems.push(`${origin}: expected a number, got "${raw}"`);
     return undefined;
   }
+  if (leaf === 'list') return raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
   if (leaf === 'boolean') {
     if (raw === 'true' || raw === 'false') return raw === 'true';
     problems.push(`${origin}: expected true or false, got "${raw}"`);

@@ -3,6 +3,7 @@
 // Keys are snake_case, as in Envoy's own YAML; each maps to an environment variable
 // SHADOWPLANE_<PATH> (e.g. xds.address → SHADOWPLANE_XDS_ADDRESS).
 import { z } from 'zod';
+import { DEFAULT_ROUTING_TAGS } from '../model/subsets.js';
 
 const hostPort = z
   .string()
@@ -55,9 +56,14 @@ export const configSchema = z
       .object({
         source: z.enum(['file', 'consul']).default('file').describe('file: registry.path; consul: the catalog of consul.address'),
         path: z.string().min(1).default('examples/registry').describe('file registry: a folder of service definitions'),
+        routing_tags: z
+          .array(z.string().regex(/^[a-z0-9][a-z0-9.-]*\*?$/, 'a tag, or a prefix ending in * (dev-*)'))
+          .min(1)
+          .default([...DEFAULT_ROUTING_TAGS])
+          .describe('tags that put an instance in a subset of that name; comma-separated in the environment'),
       })
       .strict()
-      .default({ source: 'file', path: 'examples/registry' }),
+      .default({ source: 'file', path: 'examples/registry', routing_tags: [...DEFAULT_ROUTING_TAGS] }),
     rules: z
       .object({
         store: z.enum(['directory', 'consul']).default('directory').describe('directory: rules.path; consul: KV under rules.prefix'),

@@ -19,6 +19,8 @@ export interface Service {
 /** What the registry knows: every service by name. */
 export interface Registry {
   readonly services: ReadonlyMap<string, Service>;
+  /** Which tags make subsets (`dev-*` matches any `dev-` tag); the defaults when absent. */
+  readonly routingTags?: readonly string[];
 }
 
 /** The subset that instances without a routing tag belong to. */

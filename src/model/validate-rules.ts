@@ -923,7 +923,7 @@ class Checker {
         if (explicit) this.report.error(origin, [...path, 'service'], 'SP_RULE_UNKNOWN_SERVICE', unknownService(target.service, registry));
         continue;
       }
-      if (!hasInstances(service, target.subset, referenced.get(target.service) ?? new Set())) {
+      if (!hasInstances(service, target.subset, referenced.get(target.service) ?? new Set(), registry.routingTags)) {
         this.report.warn(
           origin,
           path,
@@ -952,8 +952,8 @@ function unknownService(name: string, registry: Registry): string {
  * (a `tenant-acme` instance leaves stable once a rule routes to it), as the
  * translator builds subsets.
  */
-function hasInstances(service: Service, subset: string, referenced: ReadonlySet<string>): boolean {
-  const patterns = [...DEFAULT_ROUTING_TAGS, ...[...referenced].filter((s) => s !== STABLE_SUBSET)];
+function hasInstances(service: Service, subset: string, referenced: ReadonlySet<string>, routingTags: readonly string[] = DEFAULT_ROUTING_TAGS): boolean {
+  const patterns = [...routingTags, ...[...referenced].filter((s) => s !== STABLE_SUBSET)];
   return subsetsOf(service, patterns).some((s) => s.name === subset && s.instances.length > 0);
 }
 

@@ -142,5 +142,5 @@ export function routingTags(rules: RuleSet, service: string, defaults: readonly 
 
 /** Every service's subsets, by its routing tags. */
 export function allSubsets(registry: Registry, rules: RuleSet): Subset[] {
-  return [...registry.services.values()].flatMap((s) => subsetsOf(s, routingTags(rules, s.name)));
+  return [...registry.services.values()].flatMap((s) => subsetsOf(s, routingTags(rules, s.name, registry.routingTags)));
 }

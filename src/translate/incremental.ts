@@ -75,13 +75,13 @@ function targetsOf(rules: ServiceRules | undefined): Target[] {
 export class IncrementalTranslator {
   private services = new Map<string, ServiceEntry>();
   private vhosts = new Map<string, VirtualHostEntry>();
-  private tagsFor?: { rules: RuleSet; byService: Map<string, { tags: string[]; key: string }> };
+  private tagsFor?: { rules: RuleSet; defaults: readonly string[] | undefined; byService: Map<string, { tags: string[]; key: string }> };
 
-  private tags(rules: RuleSet, service: string): { tags: string[]; key: string } {
-    if (this.tagsFor?.rules !== rules) this.tagsFor = { rules, byService: new Map() };
+  private tags(rules: RuleSet, service: string, defaults: readonly string[] | undefined): { tags: string[]; key: string } {
+    if (this.tagsFor?.rules !== rules || this.tagsFor.defaults !== defaults) this.tagsFor = { rules, defaults, byService: new Map() };
     let entry = this.tagsFor.byService.get(service);
     if (!entry) {
-      const tags = routingTags(rules, service);
+      const tags = routingTags(rules, service, defaults);
       entry = { tags, key: tags.join(',') };
       this.tagsFor.byService.set(service, entry);
     }
@@ -91,7 +91,7 @@ export class IncrementalTranslator {
   /** Clusters and endpoints of one service, rebuilt only when its instances or the tags change. */
   private service(registry: Registry, name: string, rules: RuleSet): ServiceEntry {
     const service = registry.services.get(name)!;
-    const { tags, key } = this.tags(rules, name);
+    const { tags, key } = this.tags(rules, name, registry.routingTags);
     const cached = this.services.get(name);
     if (cached && cached.instances === service.instances && cached.patterns === key) return cached;
     const subsets = subsetsOf(service, tags);

@@ -25,7 +25,7 @@ describe('loadConfig', () => {
   it('runs on defaults with no file, no environment and no flags', () => {
     const config = loadConfig();
     expect(config.xds.address).toBe('127.0.0.1:18000');
-    expect(config.registry).toEqual({ source: 'file', path: 'examples/registry' });
+    expect(config.registry).toEqual({ source: 'file', path: 'examples/registry', routing_tags: ['beta', 'canary', 'shadow', 'dev-*'] });
     expect(config.log).toEqual({ level: 'info', format: 'json' });
   });
 
@@ -106,5 +106,16 @@ describe('loadConfig', () => {
   it.each(refusals)('refuses $name', ({ load, expected }) => {
     const problems = problemsOf(load).join('\n');
     for (const e of expected) expect(problems).toMatch(e);
+  });
+});
+
+describe('list values', () => {
+  it('reads routing tags from a comma-separated variable', () => {
+    expect(loadConfig({ env: { SHADOWPLANE_REGISTRY_ROUTING_TAGS: 'beta, canary,pr-*' } }).registry.routing_tags).toEqual(['beta', 'canary', 'pr-*']);
+    expect(loadConfig().registry.routing_tags).toEqual(['beta', 'canary', 'shadow', 'dev-*']);
+  });
+
+  it('refuses a routing tag that is not a tag', () => {
+    expect(() => loadConfig({ env: { SHADOWPLANE_REGISTRY_ROUTING_TAGS: 'Beta Users' } })).toThrow(/SHADOWPLANE_REGISTRY_ROUTING_TAGS: registry\.routing_tags\.0: a tag, or a prefix/);
   });
 });

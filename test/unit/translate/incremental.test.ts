@@ -75,6 +75,15 @@ describe('IncrementalTranslator', () => {
     expect(t.forProxy(moved, edge, 'g')).toBe(routesFirst);
   });
 
+  it('makes subsets of the configured routing tags only', () => {
+    const t = new IncrementalTranslator();
+    const reg = { ...registry({ api: [instance('a1', 1, ['pr-42']), instance('a2', 2, ['beta'])] }), routingTags: ['pr-*'] };
+    const model: Model = { registry: reg, rules: emptyRuleSet() };
+    const clusters = t.shared(model).filter((r) => r.typeUrl.endsWith('Cluster')).map((r) => r.name);
+    expect(clusters.sort()).toEqual(['api', 'api.pr-42']);
+    expect(incremental(new IncrementalTranslator(), model, edge)).toEqual(full(model, edge));
+  });
+
   it('refuses output that breaks a constraint of Envoy\'s protos, naming the route', () => {
     const t = new IncrementalTranslator();
     // A port of 0 in the registry is caught by its source; here it stands for any bad value.
