@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startProcess, type ManagedProcess } from './process.js';
+import { abortOnExit, startFailure, startProcess, type ManagedProcess } from './process.js';
 import { waitFor } from './wait.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -58,6 +58,7 @@ export async function startServe(args: string[] = [], env: NodeJS.ProcessEnv = {
     cwd: repoRoot,
     env: { ...process.env, ...env },
   });
+  // A serve that exits (bad configuration) fails the wait at once, with its output.
   const listening = await waitFor(
     () => {
       const records = logRecords(proc);
@@ -65,7 +66,9 @@ export async function startServe(args: string[] = [], env: NodeJS.ProcessEnv = {
       const admin = records.find((r) => r.msg === 'admin API listening');
       return xds && admin ? { xdsPort: Number(xds.port), adminPort: Number(admin.port) } : undefined;
     },
-    { description: 'shadowplane serve to log that xDS and admin are listening', timeoutMs: 20_000 },
-  );
+    { description: 'shadowplane serve to log that xDS and admin are listening', timeoutMs: 20_000, signal: abortOnExit(proc, 'starting') },
+  ).catch(async (error: unknown) => {
+    throw await startFailure(proc, error, () => proc.stop());
+  });
   return { process: proc, ...listening, adminUrl: `http://127.0.0.1:${listening.adminPort}` };
 }
