@@ -8,6 +8,8 @@ import { waitFor } from './wait.js';
 
 export interface ConsulOptions {
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** The HTTP API's port, to restart an agent where a stopped one was; otherwise a free one. */
+  httpPort?: number;
   extraArgs?: string[];
   readyTimeoutMs?: number;
 }
@@ -52,7 +54,8 @@ export async function startConsul(options: ConsulOptions = {}): Promise<ConsulAg
 }
 
 async function startConsulOnce(binary: string, options: ConsulOptions): Promise<ConsulAgent> {
-  const [http, serfLan, serfWan, server] = (await freePorts(4)) as [number, number, number, number];
+  const [free, serfLan, serfWan, server] = (await freePorts(4)) as [number, number, number, number];
+  const http = options.httpPort ?? free;
   const proc = startProcess({
     name: 'consul',
     command: binary,

@@ -6,10 +6,8 @@ import { silentLogger } from '../../src/log.js';
 import type { Registry } from '../../src/model/types.js';
 import { ConsulCatalogSource, type ConsulCatalogOptions } from '../../src/sources/consul-catalog.js';
 import { deregisterService, registerService, startConsul, type ConsulAgent } from '../helpers/consul.js';
-import { getText } from '../helpers/http.js';
-import { freePorts } from '../helpers/ports.js';
-import { abortOnExit, showLogsOnFailure, startFailure, startProcess, stopAllProcesses, type ManagedProcess } from '../helpers/process.js';
-import { hasBinary, requireBinary } from '../helpers/tools.js';
+import { showLogsOnFailure, stopAllProcesses } from '../helpers/process.js';
+import { hasBinary } from '../helpers/tools.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** `id@address:port[tags]` per instance of `service` in the latest registry. */
@@ -18,45 +16,6 @@ const instancesOf = (updates: Registry[], service: string): string[] | undefined
 
 const sameList = (a: string[] | undefined, b: string[]): boolean => JSON.stringify(a) === JSON.stringify(b);
 
-/**
- * A second dev agent whose HTTP API listens on `httpPort` (the port a stopped agent
- * used), the other ports fresh. startConsul picks every port itself, so a restart on the
- * same address is done here.
- */
-async function startConsulOn(httpPort: number): Promise<{ url: string; process: ManagedProcess }> {
-  const [serfLan, serfWan, server] = (await freePorts(3)) as [number, number, number];
-  const proc = startProcess({
-    name: 'consul (restarted)',
-    command: requireBinary('consul'),
-    args: [
-      'agent',
-      '-dev',
-      '-node=shadowplane-test',
-      '-bind=127.0.0.1',
-      '-client=127.0.0.1',
-      `-http-port=${httpPort}`,
-      `-serf-lan-port=${serfLan}`,
-      `-serf-wan-port=${serfWan}`,
-      `-server-port=${server}`,
-      '-dns-port=-1',
-      '-grpc-port=-1',
-      '-grpc-tls-port=-1',
-      '-log-level=info',
-    ],
-    env: { ...process.env, CHECKPOINT_DISABLE: '1' },
-  });
-  const url = `http://127.0.0.1:${httpPort}`;
-  try {
-    await waitFor(async () => JSON.parse(await getText(`${url}/v1/status/leader`, 2_000)) !== '', {
-      description: `the restarted Consul ${url} to elect a leader`,
-      timeoutMs: 30_000,
-      signal: abortOnExit(proc, 'restarting'),
-    });
-  } catch (error) {
-    throw await startFailure(proc, error, () => proc.stop());
-  }
-  return { url, process: proc };
-}
 
 describe.skipIf(!hasBinary('consul'))('ConsulCatalogSource against a real Consul', () => {
   let agent: ConsulAgent | undefined;
@@ -148,8 +107,8 @@ describe.skipIf(!hasBinary('consul'))('ConsulCatalogSource against a real Consul
     expect(source.status()).toMatchObject({ healthy: false, lastSuccessMs: goodSince });
 
     // -dev keeps nothing on disk: the restarted agent starts empty, so register again.
-    const second = await startConsulOn(first.port);
-    showLogsOnFailure(second.process);
+    const second = await startConsul({ httpPort: first.port });
+    showLogsOnFailure(second);
     await registerService(second, { name: 'api', id: 'api-1', port: 9002, tags: ['canary'] });
     await waitFor(() => sameList(instancesOf(updates, 'api'), ['api-1@127.0.0.1:9002[canary]']), {
       description: 'api-1 from the restarted Consul',
