@@ -2,6 +2,7 @@
 // own sub-stream with its own nonce, version and ACK/NACK state (xDS spec).
 import { TYPE_SHORT_NAMES, TypeUrl, PUSH_ORDER, isResourceTypeUrl, type ResourceTypeUrl } from './resources.js';
 import { versionOf } from './cache.js';
+import { contentHash } from './resource.js';
 import { desiredResources, type ClientView } from './ordering.js';
 import { StreamBase } from './stream-base.js';
 import { encodeDiscoveryResponse, type DiscoveryRequest } from './wire.js';
@@ -18,6 +19,28 @@ export interface TypeStatus {
   sent: ReadonlyMap<string, Resource>;
   acked: ReadonlyMap<string, Resource>;
   updatedAt: number;
+}
+
+interface Selection {
+  resources: Resource[];
+  version: string;
+  /** The same resources by name, built on first use and shared like the selection. */
+  byName?: ReadonlyMap<string, Resource>;
+}
+
+const byNameOf = (selection: Selection): ReadonlyMap<string, Resource> =>
+  (selection.byName ??= new Map(selection.resources.map((r) => [r.name, r])));
+
+/**
+ * Selections by resource map, then by subscription: thousands of proxies of one group
+ * with the same subscription (Envoy asks for every cluster's endpoints) share one.
+ */
+const selections = new WeakMap<ReadonlyMap<string, Resource>, Map<string, Selection>>();
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 class TypeState implements TypeStatus {
@@ -43,30 +66,46 @@ class TypeState implements TypeStatus {
 
   constructor(readonly typeUrl: ResourceTypeUrl) {}
 
+  /** The names of the latest request, as sent: most requests repeat them (ACKs). */
+  private lastNames: readonly string[] = [];
+  /** Identifies the subscription; streams with equal subscriptions share selections. */
+  key = '*';
+
   subscribe(names: readonly string[]): void {
     if (names.length === 0 && !this.everNamed) {
       this.wildcard = true; // legacy wildcard: a type never named is "*"
+      this.key = '*';
       return;
     }
     this.everNamed = true;
+    if (sameNames(names, this.lastNames)) return;
+    this.lastNames = names;
     this.wildcard = names.includes('*');
     this.names = new Set(names.filter((n) => n !== '*'));
+    this.key = this.wildcard ? '*' : contentHash([...this.names].sort().join('\u0000'));
   }
 
   hasNewNames(): boolean {
     if (this.wildcard && !this.wildcardAtSend) return true;
+    if (this.key === this.keyAtSend) return false;
     for (const n of this.names) if (!this.namesAtSend.has(n)) return true;
     return false;
   }
 
-  select(all: ReadonlyMap<string, Resource>): Resource[] {
-    if (this.wildcard) return [...all.values()];
-    const out: Resource[] = [];
-    for (const n of this.names) {
-      const r = all.get(n);
-      if (r) out.push(r);
+  keyAtSend = '';
+
+  /** What this subscription selects of `all`, with its version: computed once per map and subscription. */
+  select(all: ReadonlyMap<string, Resource>): Selection {
+    let bySubscription = selections.get(all);
+    if (!bySubscription) selections.set(all, (bySubscription = new Map()));
+    const key = this.wildcard ? '*' : this.key;
+    let selection = bySubscription.get(key);
+    if (!selection) {
+      const resources = this.wildcard ? [...all.values()] : [...this.names].flatMap((n) => (all.has(n) ? [all.get(n)!] : []));
+      selection = { resources, version: versionOf(resources) };
+      bySubscription.set(key, selection);
     }
-    return out;
+    return selection;
   }
 }
 
@@ -139,12 +178,13 @@ export class SotwStream extends StreamBase implements ClientView {
       const st = this.types.get(typeUrl);
       if (!st || !this.canWrite) continue;
       const all = desiredResources(typeUrl, snapshot, this);
-      const desired = st.select(all);
-      const version = st.wildcard && all === snapshot.resources(typeUrl) ? snapshot.version(typeUrl) : versionOf(desired);
+      const selection = st.select(all);
+      const desired = selection.resources;
+      const version = st.wildcard && all === snapshot.resources(typeUrl) ? snapshot.version(typeUrl) : selection.version;
 
       if (st.sentVersion === undefined && st.clientVersion !== '' && st.clientVersion === version && this.holdsAcrossStreams(st)) {
         // Reconnected with exactly this state (content-hash versions): nothing to send.
-        this.recordSent(st, version, desired);
+        this.recordSent(st, version, byNameOf(selection));
         st.ackedVersion = version;
         st.acked = st.sent;
         continue;
@@ -152,9 +192,10 @@ export class SotwStream extends StreamBase implements ClientView {
       const newNames = st.hasNewNames();
       if (!st.force && !newNames && version === st.sentVersion) continue;
       if (!st.force && !newNames && version === st.nackedVersion) continue; // never repeat a rejected version
-      const changed = desired.filter((r) => st.sent.get(r.name)?.version !== r.version);
-      if (this.holdBack(st, changed, this.types.get(TypeUrl.Cluster)?.wildcard ?? false)) continue;
-      this.respond(st, version, desired);
+      const gated = typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.RouteConfiguration;
+      const changed = gated ? desired.filter((r) => st.sent.get(r.name)?.version !== r.version) : [];
+      if (gated && this.holdBack(st, changed, this.types.get(TypeUrl.Cluster)?.wildcard ?? false)) continue;
+      this.respond(st, version, selection);
     }
     return 'idle';
   }
@@ -171,7 +212,8 @@ export class SotwStream extends StreamBase implements ClientView {
     return st.wildcard || this.nodeInfo?.user_agent_name === 'envoy';
   }
 
-  private respond(st: TypeState, version: string, desired: Resource[]): void {
+  private respond(st: TypeState, version: string, selection: Selection): void {
+    const desired = selection.resources;
     const previous = st.sent;
     const nonce = this.nextNonce();
     const bytes = encodeDiscoveryResponse({
@@ -182,7 +224,7 @@ export class SotwStream extends StreamBase implements ClientView {
       controlPlaneId: this.options.controlPlaneId,
     });
     st.nonce = nonce;
-    this.recordSent(st, version, desired);
+    this.recordSent(st, version, byNameOf(selection));
     if (st.typeUrl === TypeUrl.Cluster) this.resendEndpointsOfChangedClusters(previous, st.sent);
     this.options.callbacks.onResponse({
       stream_id: this.id,
@@ -196,10 +238,11 @@ export class SotwStream extends StreamBase implements ClientView {
     this.send(bytes);
   }
 
-  private recordSent(st: TypeState, version: string, desired: Resource[]): void {
+  private recordSent(st: TypeState, version: string, sent: ReadonlyMap<string, Resource>): void {
     st.sentVersion = version;
-    st.sent = new Map(desired.map((r) => [r.name, r]));
-    st.namesAtSend = new Set(st.names);
+    st.sent = sent;
+    st.namesAtSend = st.names;
+    st.keyAtSend = st.key;
     st.wildcardAtSend = st.wildcard;
     st.force = false;
     st.heldSince = undefined;
