@@ -126,6 +126,19 @@ export function buildLocalAppCluster(port: number): ResourceObject {
  */
 export function routingTags(rules: RuleSet, service: string, defaults: readonly string[] = DEFAULT_ROUTING_TAGS): string[] {
   const named = new Set(defaults);
+  // Only rules that send to this service's subsets make tags of it.
+  for (const subset of namedSubsets(rules).get(service) ?? []) named.add(subset);
+  named.delete('stable');
+  return [...named].sort();
+}
+
+const namedSubsetsOf = new WeakMap<RuleSet, Map<string, Set<string>>>();
+
+/** Per service, the subsets rules send to: one walk of the rules per rule set. */
+function namedSubsets(rules: RuleSet): Map<string, Set<string>> {
+  let byService = namedSubsetsOf.get(rules);
+  if (byService) return byService;
+  byService = new Map();
   for (const r of Object.values(rules.services)) {
     const targets = [
       ...r.routes.flatMap((route) => ('to' in route ? [route.to] : route.split.map((s) => s.to))),
@@ -133,11 +146,14 @@ export function routingTags(rules: RuleSet, service: string, defaults: readonly 
       ...r.dev_routes.map((d) => d.to),
       ...r.tenant_routes.map((t) => t.to),
     ];
-    // Only rules that send to this service's subsets make tags of it.
-    for (const t of targets) if (t.service === service) named.add(t.subset);
+    for (const t of targets) {
+      const set = byService.get(t.service) ?? new Set<string>();
+      set.add(t.subset);
+      byService.set(t.service, set);
+    }
   }
-  named.delete('stable');
-  return [...named].sort();
+  namedSubsetsOf.set(rules, byService);
+  return byService;
 }
 
 /** Every service's subsets, by its routing tags. */

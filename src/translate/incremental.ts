@@ -5,7 +5,7 @@
 // The output equals translateShared / translateForProxy (translate.ts) for the same
 // model; a test holds them to it.
 import type { Instance, Model, Registry } from '../model/types.js';
-import type { RuleSet, ServiceRules, Target } from '../model/rules.js';
+import type { Mirror, RuleSet, ServiceRules, Target } from '../model/rules.js';
 import { subsetsOf } from '../model/subsets.js';
 import { TypeUrl, type ResourceObject, type ResourceTypeUrl } from '../xds/resources.js';
 import { Resource } from '../xds/resource.js';
@@ -119,12 +119,23 @@ export class IncrementalTranslator {
     const out: Resource[] = [];
     for (const name of names) out.push(...this.service(registry, name, rules).resources);
     const subsets = this.index(registry, rules);
-    for (const name of names) for (const mirror of liveMirrors(name, rules, subsets)) out.push(checkedResource(TypeUrl.Cluster, buildMirrorCluster(mirror)));
+    for (const name of names) for (const mirror of liveMirrors(name, rules, subsets)) out.push(this.mirrorCluster(mirror));
     for (const issuer of [...claimHeaders(rules).keys()].sort()) {
       const config = rules.jwt_issuers[issuer];
       if (config && 'jwks_uri' in config) out.push(checkedResource(TypeUrl.Cluster, buildJwksCluster(issuer, config)));
     }
     return out;
+  }
+
+  /** A mirror's cluster depends on the mirror alone: built once per mirror of a rule set. */
+  private mirrorClusters = new WeakMap<Mirror, Resource>();
+  private mirrorCluster(mirror: Mirror): Resource {
+    let cluster = this.mirrorClusters.get(mirror);
+    if (!cluster) {
+      cluster = checkedResource(TypeUrl.Cluster, buildMirrorCluster(mirror));
+      this.mirrorClusters.set(mirror, cluster);
+    }
+    return cluster;
   }
 
   /** A service's virtual host, rebuilt only when what it depends on changed. */

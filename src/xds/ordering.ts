@@ -59,7 +59,20 @@ export function desiredResources(typeUrl: ResourceTypeUrl, snapshot: Snapshot, c
  * The clusters a route or listener needs: its own references, and for a listener those
  * of the route configurations it takes over RDS (LDS goes after the CDS/EDS it needs).
  */
+const neededBySnapshot = new WeakMap<Snapshot, WeakMap<Resource, string[]>>();
+
 function clustersNeeded(r: Resource, snapshot: Snapshot): string[] {
+  let cache = neededBySnapshot.get(snapshot);
+  if (!cache) neededBySnapshot.set(snapshot, (cache = new WeakMap()));
+  let needed = cache.get(r);
+  if (!needed) {
+    needed = walkClustersNeeded(r, snapshot);
+    cache.set(r, needed);
+  }
+  return needed;
+}
+
+function walkClustersNeeded(r: Resource, snapshot: Snapshot): string[] {
   const routeConfigs = snapshot.resources(TypeUrl.RouteConfiguration);
   return r.references.flatMap((ref) => {
     if (ref.typeUrl === TypeUrl.Cluster) return [ref.name];

@@ -37,6 +37,24 @@ const byNameOf = (selection: Selection): ReadonlyMap<string, Resource> =>
  */
 const selections = new WeakMap<ReadonlyMap<string, Resource>, Map<string, Selection>>();
 
+interface SharedSubscription {
+  names: readonly string[];
+  set: Set<string>;
+}
+const subscriptions = new Map<string, SharedSubscription>();
+const MAX_SHARED_SUBSCRIPTIONS = 256;
+
+/** One copy per distinct subscription (the oldest forgotten past a bound; holders keep theirs). */
+function internSubscription(key: string, names: readonly string[], set: Set<string>): SharedSubscription {
+  let shared = subscriptions.get(key);
+  if (!shared) {
+    shared = { names, set };
+    subscriptions.set(key, shared);
+    if (subscriptions.size > MAX_SHARED_SUBSCRIPTIONS) subscriptions.delete(subscriptions.keys().next().value!);
+  }
+  return shared;
+}
+
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -79,10 +97,13 @@ class TypeState implements TypeStatus {
     }
     this.everNamed = true;
     if (sameNames(names, this.lastNames)) return;
-    this.lastNames = names;
     this.wildcard = names.includes('*');
-    this.names = new Set(names.filter((n) => n !== '*'));
-    this.key = this.wildcard ? '*' : contentHash([...this.names].sort().join('\u0000'));
+    const set = new Set(names.filter((n) => n !== '*'));
+    this.key = this.wildcard ? '*' : contentHash([...set].sort().join('\u0000'));
+    // Thousands of streams subscribe to the same (large) list: keep one copy of it.
+    const shared = internSubscription(this.key, names, set);
+    this.lastNames = shared.names;
+    this.names = shared.set;
   }
 
   hasNewNames(): boolean {
