@@ -1,0 +1,111 @@
+// The parent's side of the simulated proxies: a few child processes (forked from the
+// compiled bench/proxy/ads-fleet.js), each holding many ADS streams. Streams are spread
+// over the processes evenly; every wait here has a deadline.
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Command, Event, FleetStats, OpenCommand } from '../proxy/messages.js';
+
+const script = fileURLToPath(new URL('../proxy/ads-fleet.js', import.meta.url));
+
+export type OpenOptions = Omit<OpenCommand, 'cmd' | 'count' | 'idPrefix'>;
+
+class Member {
+  private readonly waiters: { evt: Event['evt']; resolve: (e: Event) => void }[] = [];
+  readonly exited: Promise<void>;
+
+  constructor(readonly child: ChildProcess) {
+    child.on('message', (event: Event) => {
+      const i = this.waiters.findIndex((w) => w.evt === event.evt);
+      if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(event);
+    });
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+  }
+
+  next<E extends Event['evt']>(evt: E, timeoutMs: number): Promise<Extract<Event, { evt: E }>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`proxy process ${this.child.pid}: no "${evt}" within ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({
+        evt,
+        resolve: (e) => {
+          clearTimeout(timer);
+          resolve(e as Extract<Event, { evt: E }>);
+        },
+      });
+    });
+  }
+
+  send(command: Command): void {
+    this.child.send(command);
+  }
+}
+
+export class Fleet {
+  private opens = 0;
+
+  private constructor(private readonly members: Member[]) {}
+
+  /** Starts `processes` proxy processes and waits until each has loaded. */
+  static async start(processes: number, maxOldSpaceMb = 2048): Promise<Fleet> {
+    const members = Array.from({ length: processes }, () => {
+      // execArgv is set, not inherited: a profiled benchmark must not profile its proxies.
+      const child = fork(script, [], { execArgv: [`--max-old-space-size=${maxOldSpaceMb}`], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      return new Member(child);
+    });
+    await Promise.all(members.map((m) => m.next('ready', 30_000)));
+    return new Fleet(members);
+  }
+
+  get size(): number {
+    return this.members.length;
+  }
+
+  /** Opens `total` streams across the processes; resolves once every one has been started. */
+  async open(total: number, options: OpenOptions, timeoutMs = 120_000): Promise<void> {
+    const n = this.members.length;
+    const tag = ++this.opens;
+    const opened = this.members.map((m, i) => {
+      const count = Math.floor(total / n) + (i < total % n ? 1 : 0);
+      const done = m.next('opened', timeoutMs);
+      m.send({ cmd: 'open', count, idPrefix: `proxy-${tag}-${i}`, ...options });
+      return done;
+    });
+    await Promise.all(opened);
+  }
+
+  /** Cancels every stream and closes every channel. */
+  async close(timeoutMs = 60_000): Promise<void> {
+    await Promise.all(
+      this.members.map((m) => {
+        const done = m.next('closed', timeoutMs);
+        m.send({ cmd: 'close' });
+        return done;
+      }),
+    );
+  }
+
+  /** The processes' counters, summed (rssBytes: the sum of their RSS). */
+  async stats(timeoutMs = 30_000): Promise<FleetStats> {
+    const all = await Promise.all(
+      this.members.map((m) => {
+        const reply = m.next('stats', timeoutMs);
+        m.send({ cmd: 'stats' });
+        return reply;
+      }),
+    );
+    const sum: FleetStats = { open: 0, synced: 0, responses: 0, responseBytes: 0, acks: 0, failed: 0, rssBytes: 0 };
+    for (const { stats } of all) {
+      for (const k of ['open', 'synced', 'responses', 'responseBytes', 'acks', 'failed', 'rssBytes'] as const) sum[k] += stats[k];
+      sum.lastError ??= stats.lastError;
+    }
+    return sum;
+  }
+
+  async stop(): Promise<void> {
+    for (const m of this.members) {
+      if (m.child.connected) m.send({ cmd: 'exit' });
+    }
+    const killTimer = setTimeout(() => this.members.forEach((m) => m.child.kill('SIGKILL')), 10_000);
+    await Promise.all(this.members.map((m) => m.exited));
+    clearTimeout(killTimer);
+  }
+}
