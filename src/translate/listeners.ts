@@ -3,7 +3,6 @@ import type { AccessGateway, RuleSet } from '../model/rules.js';
 import { STABLE_SUBSET, type Registry } from '../model/types.js';
 import type { ResourceObject } from '../xds/resources.js';
 import {
-  buildAuditLog,
   buildJwtFilter,
   buildLocalRateLimit,
   buildRateLimitFilter,
@@ -110,4 +109,3 @@ export function accessFilters(rules: RuleSet): ResourceObject[] {
   return [buildRbacFilter(rules.access_gateway), buildRateLimitFilter(rules.access_gateway)];
 }
 
-export { buildAuditLog };

@@ -3,11 +3,10 @@
 import type { Model } from '../model/types.js';
 import { TypeUrl, type ResourceObject, type ResourceTypeUrl } from '../xds/resources.js';
 import { allSubsets, buildCluster, buildClusterLoadAssignment, buildJwksCluster, buildLocalAppCluster, buildMirrorCluster } from './clusters.js';
-import { claimHeaders } from './filters.js';
+import { buildAuditLog, claimHeaders } from './filters.js';
 import {
   accessFilters,
   accessVirtualHosts,
-  buildAuditLog,
   buildHttpListener,
   edgeFilters,
   edgeStrip,

@@ -1,7 +1,7 @@
 // Snapshots and the cache that holds one per proxy group. The server meets the cache
 // only through `ConfigWatcher`, so the protocol loop is testable without a cache and
 // the cache without gRPC.
-import { PUSH_ORDER, TYPE_SHORT_NAMES, TypeUrl, type ResourceTypeUrl } from './resources.js';
+import { PUSH_ORDER, TYPE_SHORT_NAMES, type ResourceTypeUrl } from './resources.js';
 import type { Resource } from './resource.js';
 
 const EMPTY: ReadonlyMap<string, Resource> = new Map();
@@ -174,4 +174,3 @@ export class SnapshotCache implements ConfigWatcher {
   }
 }
 
-export { TypeUrl };

@@ -127,9 +127,9 @@ export class DeltaStream extends StreamBase implements ClientView {
     this.pump();
   }
 
-  protected pumpOnce(): 'idle' | 'blocked' {
+  protected pumpOnce(): void {
     const snapshot = this.snapshot;
-    if (!snapshot) return 'idle';
+    if (!snapshot) return;
     for (const typeUrl of PUSH_ORDER) {
       const st = this.types.get(typeUrl);
       if (!st || !this.canWrite) continue;
@@ -150,7 +150,6 @@ export class DeltaStream extends StreamBase implements ClientView {
       if (this.holdBack(st, toSend, this.types.get(TypeUrl.Cluster)?.wildcard ?? false)) continue;
       this.respond(st, toSend, removed.sort());
     }
-    return 'idle';
   }
 
   private respond(st: DeltaTypeState, toSend: Resource[], removed: string[]): void {

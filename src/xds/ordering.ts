@@ -55,12 +55,13 @@ export function desiredResources(typeUrl: ResourceTypeUrl, snapshot: Snapshot, c
   return out;
 }
 
+const neededBySnapshot = new WeakMap<Snapshot, WeakMap<Resource, string[]>>();
+
 /**
  * The clusters a route or listener needs: its own references, and for a listener those
  * of the route configurations it takes over RDS (LDS goes after the CDS/EDS it needs).
+ * Worked out once per snapshot and resource.
  */
-const neededBySnapshot = new WeakMap<Snapshot, WeakMap<Resource, string[]>>();
-
 function clustersNeeded(r: Resource, snapshot: Snapshot): string[] {
   let cache = neededBySnapshot.get(snapshot);
   if (!cache) neededBySnapshot.set(snapshot, (cache = new WeakMap()));

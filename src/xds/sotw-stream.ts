@@ -1,6 +1,6 @@
 // One state-of-the-world ADS stream (StreamAggregatedResources). Each type_url is its
 // own sub-stream with its own nonce, version and ACK/NACK state (xDS spec).
-import { TYPE_SHORT_NAMES, TypeUrl, PUSH_ORDER, isResourceTypeUrl, type ResourceTypeUrl } from './resources.js';
+import { TypeUrl, PUSH_ORDER, isResourceTypeUrl, type ResourceTypeUrl } from './resources.js';
 import { versionOf } from './cache.js';
 import { contentHash } from './resource.js';
 import { desiredResources, type ClientView } from './ordering.js';
@@ -192,9 +192,9 @@ export class SotwStream extends StreamBase implements ClientView {
     this.pump();
   }
 
-  protected pumpOnce(): 'idle' | 'blocked' {
+  protected pumpOnce(): void {
     const snapshot = this.snapshot;
-    if (!snapshot) return 'idle';
+    if (!snapshot) return;
     for (const typeUrl of PUSH_ORDER) {
       const st = this.types.get(typeUrl);
       if (!st || !this.canWrite) continue;
@@ -218,7 +218,6 @@ export class SotwStream extends StreamBase implements ClientView {
       if (gated && this.holdBack(st, changed, this.types.get(TypeUrl.Cluster)?.wildcard ?? false)) continue;
       this.respond(st, version, selection);
     }
-    return 'idle';
   }
 
   /**
@@ -287,11 +286,5 @@ export class SotwStream extends StreamBase implements ClientView {
         return;
       }
     }
-  }
-
-  describe(): string {
-    return `${this.kind} stream ${this.id} (${this.nodeId}): ${this.status()
-      .map((s) => `${TYPE_SHORT_NAMES[s.typeUrl]}=${s.ackedVersion ?? '-'}`)
-      .join(' ')}`;
   }
 }

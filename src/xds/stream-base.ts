@@ -102,7 +102,7 @@ export abstract class StreamBase implements ClientView {
   /** Called when the group publishes a new snapshot. */
   protected abstract onSnapshot(): void;
   /** Sends what is due, in push order, while the transport takes it. */
-  protected abstract pumpOnce(): 'idle' | 'blocked';
+  protected abstract pumpOnce(): void;
 
   protected pump(): void {
     if (this.closed || !this.writable || !this.node) return;

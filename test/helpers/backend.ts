@@ -1,6 +1,6 @@
 // A tiny HTTP upstream for tests: it records every request and answers 200 with a body
 // naming itself, so a test can tell which backend Envoy routed (or mirrored) to.
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface RecordedRequest {
@@ -35,11 +35,7 @@ export async function startBackend(name: string): Promise<TestBackend> {
       response.end(backendBody(name));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     name,
     port,
@@ -52,4 +48,13 @@ export async function startBackend(name: string): Promise<TestBackend> {
         server.closeAllConnections();
       }),
   };
+}
+
+/** Listens on a port the OS picks on 127.0.0.1; resolves with it. */
+export async function listenOnLoopback(server: Server): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
+  });
+  return (server.address() as AddressInfo).port;
 }

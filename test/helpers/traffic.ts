@@ -5,11 +5,10 @@
 // on what Envoy actually holds (its config dump, /clusters, stats).
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request, startAdsEnvoy } from './ads-envoy.js';
-import { backendBody } from './backend.js';
+import { backendBody, listenOnLoopback } from './backend.js';
 import { registerService, startConsul, type ConsulAgent, type ServiceInstance } from './consul.js';
 import type { Envoy } from './envoy.js';
 import { getJson } from './http.js';
@@ -71,11 +70,7 @@ export async function startScriptedBackend(name: string, behaviour: BackendBehav
       timers.add(timer);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     name,
     port,
