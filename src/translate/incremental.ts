@@ -7,45 +7,16 @@
 import type { Instance, Model, Registry } from '../model/types.js';
 import type { Mirror, RuleSet, ServiceRules, Target } from '../model/rules.js';
 import { subsetsOf } from '../model/subsets.js';
-import { TypeUrl, type ResourceObject, type ResourceTypeUrl } from '../xds/resources.js';
-import { Resource } from '../xds/resource.js';
-import { validateResource } from '../xds/pgv.js';
+import { TypeUrl, type ResourceObject } from '../xds/resources.js';
+import type { Resource } from '../xds/resource.js';
+import { checkedResource } from './encode.js';
 import { buildCluster, buildClusterLoadAssignment, buildJwksCluster, buildMirrorCluster, routingTags } from './clusters.js';
 import { claimHeaders } from './filters.js';
 import { buildVirtualHost, liveMirrors, type SubsetIndex } from './routes.js';
 import { translateForProxy, type TypedObject } from './translate.js';
 import type { ProxyKey } from './proxy.js';
 
-export class EnvoyConstraintError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`translation produced configuration Envoy would reject:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'EnvoyConstraintError';
-  }
-}
-
-/** Names the resource and, inside it, the nearest named object (a route names its rule). */
-function describeViolation(typeUrl: ResourceTypeUrl, object: ResourceObject, path: string): string {
-  const label = object.name ?? object.cluster_name;
-  const resourceLabel = typeof label === 'string' ? label : '?';
-  let node: unknown = object;
-  let named = '';
-  for (const part of path.match(/[^.[\]"]+/g) ?? []) {
-    node = (node as Record<string, unknown> | undefined)?.[part];
-    const name = (node as { name?: unknown } | undefined)?.name;
-    if (typeof name === 'string') named = name;
-  }
-  const kind = typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
-  return `${kind} "${resourceLabel}"${named && named !== resourceLabel ? `, "${named}"` : ''}: ${path}`;
-}
-
-/** Encodes a resource after checking it against Envoy's declared constraints. */
-export function checkedResource(typeUrl: ResourceTypeUrl, object: ResourceObject): Resource {
-  const violations = validateResource(typeUrl, object);
-  if (violations.length > 0) {
-    throw new EnvoyConstraintError(violations.map((v) => `${describeViolation(typeUrl, object, v.path)}: ${v.message} (${v.rule})`));
-  }
-  return Resource.fromObject(typeUrl, object);
-}
+export { EnvoyConstraintError } from './encode.js';
 
 interface ServiceEntry {
   instances: readonly Instance[];
