@@ -3,45 +3,97 @@
 // the cache without gRPC.
 import { PUSH_ORDER, TYPE_SHORT_NAMES, type ResourceTypeUrl } from './resources.js';
 import type { Resource } from './resource.js';
+import type { Reference } from './references.js';
+import { ResourceMap } from './resource-map.js';
 
-const EMPTY: ReadonlyMap<string, Resource> = new Map();
-
-/** Type versions, kept with the resource map they describe: maps are shared between snapshots. */
-const versionsOfMaps = new WeakMap<ReadonlyMap<string, Resource>, string>();
-
-function indexByType(resources: Iterable<Resource>, into = new Map<ResourceTypeUrl, Map<string, Resource>>()): Map<ResourceTypeUrl, Map<string, Resource>> {
-  for (const r of resources) {
-    let names = into.get(r.typeUrl);
-    if (!names) into.set(r.typeUrl, (names = new Map()));
-    if (names.has(r.name)) throw new Error(`duplicate ${TYPE_SHORT_NAMES[r.typeUrl]} resource "${r.name}"`);
-    names.set(r.name, r);
-  }
-  return into;
+/** A name a snapshot no longer has. */
+export interface Removal {
+  readonly typeUrl: ResourceTypeUrl;
+  readonly name: string;
 }
 
+function mapsByType(resources: Iterable<Resource>): Map<ResourceTypeUrl, ResourceMap> {
+  const byType = new Map<ResourceTypeUrl, Resource[]>();
+  for (const r of resources) {
+    let list = byType.get(r.typeUrl);
+    if (!list) byType.set(r.typeUrl, (list = []));
+    list.push(r);
+  }
+  const out = new Map<ResourceTypeUrl, ResourceMap>();
+  for (const [typeUrl, list] of byType) out.set(typeUrl, ResourceMap.of(list, (r) => `${TYPE_SHORT_NAMES[typeUrl]} resource "${r.name}"`));
+  return out;
+}
+
+interface Unresolved {
+  resource: Resource;
+  ref: Reference;
+}
+
+/** Per resource, the maps its references were last resolved against and what was missing. */
+const resolutions = new WeakMap<Resource, { maps: Map<ResourceTypeUrl, ResourceMap>; missing: readonly Reference[] }>();
+
 /**
- * An immutable, complete set of resources for one group of proxies. Groups share what
- * they have in common: a snapshot composed from a shared one reuses its maps (and their
- * versions) for every type the group adds nothing to.
+ * The references of `r` that `snapshot` does not hold. Remembered per resource: while
+ * the maps it refers into are the same, or have only gained names since, only what
+ * was missing is looked up again (a route configuration of 20,000 references is not
+ * re-checked because one endpoint moved).
+ */
+export function missingReferences(r: Resource, snapshot: Snapshot): readonly Reference[] {
+  if (r.references.length === 0) return [];
+  const last = resolutions.get(r);
+  let recheck: readonly Reference[] = r.references;
+  if (last) {
+    let same = true;
+    let onlyGained = true;
+    for (const [typeUrl, map] of last.maps) {
+      const now = snapshot.resources(typeUrl);
+      if (now === map) continue;
+      same = false;
+      if (now.diffFrom(map).removed.length > 0) onlyGained = false;
+    }
+    if (same) return last.missing;
+    if (onlyGained) recheck = last.missing;
+  }
+  const maps = new Map<ResourceTypeUrl, ResourceMap>();
+  for (const ref of r.references) if (!maps.has(ref.typeUrl)) maps.set(ref.typeUrl, snapshot.resources(ref.typeUrl));
+  const missing = recheck.filter((ref) => !maps.get(ref.typeUrl)!.has(ref.name));
+  resolutions.set(r, { maps, missing });
+  return missing;
+}
+
+type Origin =
+  | { kind: 'whole' }
+  // What the snapshot it came from left unresolved (not the snapshot: no chain of them is kept alive).
+  | { kind: 'update'; unresolvedBefore: readonly Unresolved[]; upserts: readonly Resource[]; removedAny: boolean }
+  | { kind: 'compose'; base: Snapshot; own: readonly Resource[] };
+
+/** The maps of a group's own resources, kept per list so an unchanged list gives the same maps. */
+const ownMaps = new WeakMap<readonly Resource[], Map<ResourceTypeUrl, ResourceMap>>();
+
+/**
+ * An immutable, complete set of resources for one group of proxies. Snapshots are
+ * derived, not copied: an update or a group's composition shares every map it does
+ * not change, and derives the ones it does (see resource-map.ts), so a change costs
+ * what changed. Groups share what they have in common through `compose`.
  */
 export class Snapshot {
-  private problems?: string[];
+  private unresolvedMemo?: Unresolved[];
 
   private constructor(
-    private readonly byType: ReadonlyMap<ResourceTypeUrl, ReadonlyMap<string, Resource>>,
-    private readonly base?: Snapshot,
-    private readonly own: readonly Resource[] = [],
+    private readonly byType: ReadonlyMap<ResourceTypeUrl, ResourceMap>,
+    private readonly origin: Origin,
   ) {}
 
   /** Throws if two resources of one type share a name (Envoy would NACK the response). */
   static create(resources: Iterable<Resource>): Snapshot {
-    return new Snapshot(indexByType(resources));
+    return new Snapshot(mapsByType(resources), { kind: 'whole' });
   }
 
-  /** `base` plus a group's own resources; `base`'s maps are reused where `own` adds nothing. */
+  /** `base` plus a group's own resources, which must not repeat a name `base` has. */
   static compose(base: Snapshot, own: readonly Resource[]): Snapshot {
-    const added = indexByType(own);
-    const byType = new Map<ResourceTypeUrl, ReadonlyMap<string, Resource>>(base.byType);
+    let added = ownMaps.get(own);
+    if (!added) ownMaps.set(own, (added = mapsByType(own)));
+    const byType = new Map<ResourceTypeUrl, ResourceMap>(base.byType);
     for (const [typeUrl, names] of added) {
       const shared = base.byType.get(typeUrl);
       if (!shared) {
@@ -49,68 +101,74 @@ export class Snapshot {
         continue;
       }
       for (const name of names.keys()) if (shared.has(name)) throw new Error(`duplicate ${TYPE_SHORT_NAMES[typeUrl]} resource "${name}"`);
-      byType.set(typeUrl, new Map([...shared, ...names]));
+      byType.set(typeUrl, shared.with(names.values()));
     }
-    return new Snapshot(byType, base, own);
+    return new Snapshot(byType, { kind: 'compose', base, own });
   }
 
-  resources(typeUrl: ResourceTypeUrl): ReadonlyMap<string, Resource> {
-    return this.byType.get(typeUrl) ?? EMPTY;
+  /** This snapshot with `upserts` added or replaced and `removed` gone; unchanged maps are shared. */
+  update(upserts: readonly Resource[], removed: readonly Removal[] = []): Snapshot {
+    if (upserts.length === 0 && removed.length === 0) return this;
+    const byType = new Map(this.byType);
+    const touched = new Set<ResourceTypeUrl>([...upserts.map((r) => r.typeUrl), ...removed.map((r) => r.typeUrl)]);
+    for (const typeUrl of touched) {
+      const map = this.resources(typeUrl).with(
+        upserts.filter((r) => r.typeUrl === typeUrl),
+        removed.filter((r) => r.typeUrl === typeUrl).map((r) => r.name),
+      );
+      if (map.size === 0) byType.delete(typeUrl);
+      else byType.set(typeUrl, map);
+    }
+    const removedAny = removed.length > 0;
+    return new Snapshot(byType, { kind: 'update', unresolvedBefore: removedAny ? [] : this.unresolved(), upserts, removedAny });
   }
 
-  /** The type's version (see versionOf); computed once per resource map. */
+  resources(typeUrl: ResourceTypeUrl): ResourceMap {
+    return this.byType.get(typeUrl) ?? ResourceMap.EMPTY;
+  }
+
+  /** The type's SotW version (see ResourceMap.version). */
   version(typeUrl: ResourceTypeUrl): string {
-    const map = this.resources(typeUrl);
-    let v = versionsOfMaps.get(map);
-    if (v === undefined) {
-      v = versionOf(map.values());
-      versionsOfMaps.set(map, v);
+    return this.resources(typeUrl).version;
+  }
+
+  /** Whether `r` (this very object) is in the snapshot. */
+  private holds(r: Resource): boolean {
+    return this.resources(r.typeUrl).get(r.name) === r;
+  }
+
+  private unresolved(): Unresolved[] {
+    if (this.unresolvedMemo) return this.unresolvedMemo;
+    const out: Unresolved[] = [];
+    const check = (r: Resource): void => {
+      for (const ref of missingReferences(r, this)) out.push({ resource: r, ref });
+    };
+    const stillMissing = (u: Unresolved): boolean => this.holds(u.resource) && !this.resources(u.ref.typeUrl).has(u.ref.name);
+    const origin = this.origin;
+    if (origin.kind === 'compose') {
+      // A base's resources resolve within the base or not at all: only its problems are looked at again.
+      out.push(...origin.base.unresolved().filter(stillMissing));
+      for (const r of origin.own) check(r);
+    } else if (origin.kind === 'update' && !origin.removedAny) {
+      // Nothing went away: what resolved still does; look again at what did not, and at what is new.
+      out.push(...origin.unresolvedBefore.filter(stillMissing));
+      for (const r of origin.upserts) if (this.holds(r)) check(r);
+    } else {
+      for (const typeUrl of PUSH_ORDER) for (const r of this.resources(typeUrl).values()) check(r);
     }
-    return v;
+    this.unresolvedMemo = out;
+    return out;
   }
 
   /**
    * Every reference that does not resolve: a route to a missing cluster, an EDS cluster
-   * without endpoints, a listener whose RDS route configuration is missing. A composed
-   * snapshot checks only its own resources, plus what its base left unresolved.
+   * without endpoints, a listener whose RDS route configuration is missing.
    */
   inconsistencies(): string[] {
-    if (this.problems) return this.problems;
-    const problems: string[] = [];
-    const check = (r: Resource): void => {
-      for (const ref of r.references) {
-        if (!this.resources(ref.typeUrl).has(ref.name)) {
-          problems.push(`${TYPE_SHORT_NAMES[r.typeUrl]} "${r.name}" refers to missing ${TYPE_SHORT_NAMES[ref.typeUrl]} "${ref.name}"`);
-        }
-      }
-    };
-    if (this.base) {
-      const unresolved = new Set(this.base.inconsistencies());
-      if (unresolved.size > 0) for (const typeUrl of PUSH_ORDER) for (const r of this.base.resources(typeUrl).values()) check(r);
-      for (const r of this.own) check(r);
-    } else {
-      for (const typeUrl of PUSH_ORDER) for (const r of this.resources(typeUrl).values()) check(r);
-    }
-    this.problems = problems;
-    return problems;
+    return this.unresolved().map(
+      ({ resource: r, ref }) => `${TYPE_SHORT_NAMES[r.typeUrl]} "${r.name}" refers to missing ${TYPE_SHORT_NAMES[ref.typeUrl]} "${ref.name}"`,
+    );
   }
-}
-
-const MASK = (1n << 64n) - 1n;
-
-/**
- * A SotW type version for any set of resources; equal sets give equal versions in any
- * process. The sum of the resources' tokens (mod 2^64) with the count: independent of
- * order, so no sorting, and cheap to recompute.
- */
-export function versionOf(resources: Iterable<Resource>): string {
-  let sum = 0n;
-  let count = 0;
-  for (const r of resources) {
-    sum = (sum + r.token()) & MASK;
-    count++;
-  }
-  return count === 0 ? 'empty' : `${sum.toString(16).padStart(16, '0')}-${count}`;
 }
 
 export type SnapshotListener = (snapshot: Snapshot) => void;

@@ -4,8 +4,9 @@
 //    acknowledged that cluster and its endpoints (routes are not warmed by Envoy);
 //  - a cluster that leaves the snapshot stays on the proxy until no route or listener
 //    the proxy may still hold refers to it.
-import type { Snapshot } from './cache.js';
+import { missingReferences, type Snapshot } from './cache.js';
 import type { Resource } from './resource.js';
+import type { ResourceMap } from './resource-map.js';
 import { TypeUrl, type ResourceTypeUrl } from './resources.js';
 
 /** What one stream's client has been sent or has acknowledged. */
@@ -22,11 +23,11 @@ export interface ClientView {
 
 /** Clusters gone from the snapshot that a route or listener the client may hold still needs. */
 export function retainedClusters(snapshot: Snapshot, client: ClientView): Map<string, Resource> {
-  const current = snapshot.resources(TypeUrl.Cluster);
   const needed = new Set<string>();
   for (const typeUrl of [TypeUrl.Listener, TypeUrl.RouteConfiguration] as const) {
     for (const r of client.held(typeUrl)) {
-      for (const ref of r.references) if (ref.typeUrl === TypeUrl.Cluster && !current.has(ref.name)) needed.add(ref.name);
+      // Remembered per resource and cluster map: a route configuration's thousands of references are not walked per stream.
+      for (const ref of missingReferences(r, snapshot)) if (ref.typeUrl === TypeUrl.Cluster) needed.add(ref.name);
     }
   }
   const retained = new Map<string, Resource>();
@@ -40,19 +41,16 @@ export function retainedClusters(snapshot: Snapshot, client: ClientView): Map<st
  * The resources of a type this client should have now: the snapshot's, plus the
  * clusters (and their endpoints) kept for routes it may still hold.
  */
-export function desiredResources(typeUrl: ResourceTypeUrl, snapshot: Snapshot, client: ClientView): ReadonlyMap<string, Resource> {
+export function desiredResources(typeUrl: ResourceTypeUrl, snapshot: Snapshot, client: ClientView): ResourceMap {
   const base = snapshot.resources(typeUrl);
   if (typeUrl !== TypeUrl.Cluster && typeUrl !== TypeUrl.ClusterLoadAssignment) return base;
   const retained = retainedClusters(snapshot, client);
   if (retained.size === 0) return base;
-  const out = new Map(base);
-  if (typeUrl === TypeUrl.Cluster) {
-    for (const [name, r] of retained) out.set(name, r);
-  } else {
-    const endpointNames = new Set([...retained.values()].flatMap((c) => c.references.map((ref) => ref.name)));
-    for (const r of client.held(TypeUrl.ClusterLoadAssignment)) if (endpointNames.has(r.name) && !out.has(r.name)) out.set(r.name, r);
-  }
-  return out;
+  if (typeUrl === TypeUrl.Cluster) return base.with(retained.values());
+  const endpointNames = new Set([...retained.values()].flatMap((c) => c.references.map((ref) => ref.name)));
+  const kept = new Map<string, Resource>();
+  for (const r of client.held(TypeUrl.ClusterLoadAssignment)) if (endpointNames.has(r.name) && !base.has(r.name) && !kept.has(r.name)) kept.set(r.name, r);
+  return base.with(kept.values());
 }
 
 const neededBySnapshot = new WeakMap<Snapshot, WeakMap<Resource, string[]>>();

@@ -1,14 +1,14 @@
 // One state-of-the-world ADS stream (StreamAggregatedResources). Each type_url is its
 // own sub-stream with its own nonce, version and ACK/NACK state (xDS spec).
 import { TypeUrl, PUSH_ORDER, isResourceTypeUrl, type ResourceTypeUrl } from './resources.js';
-import { versionOf } from './cache.js';
 import { contentHash } from './resource.js';
+import { ResourceMap } from './resource-map.js';
 import { desiredResources, type ClientView } from './ordering.js';
 import { StreamBase } from './stream-base.js';
 import { encodeDiscoveryResponse, type DiscoveryRequest } from './wire.js';
 import type { Resource } from './resource.js';
 
-const NONE: ReadonlyMap<string, Resource> = new Map();
+const NONE = ResourceMap.EMPTY;
 
 export interface TypeStatus {
   typeUrl: ResourceTypeUrl;
@@ -21,21 +21,41 @@ export interface TypeStatus {
   updatedAt: number;
 }
 
-interface Selection {
-  resources: Resource[];
-  version: string;
-  /** The same resources by name, built on first use and shared like the selection. */
-  byName?: ReadonlyMap<string, Resource>;
-}
-
-const byNameOf = (selection: Selection): ReadonlyMap<string, Resource> =>
-  (selection.byName ??= new Map(selection.resources.map((r) => [r.name, r])));
-
 /**
  * Selections by resource map, then by subscription: thousands of proxies of one group
  * with the same subscription (Envoy asks for every cluster's endpoints) share one.
  */
-const selections = new WeakMap<ReadonlyMap<string, Resource>, Map<string, Selection>>();
+const selections = new WeakMap<ResourceMap, Map<string, ResourceMap>>();
+
+/**
+ * Encoded responses, shared by every stream that is sent the same thing: per selection
+ * sent, whole or as the change from an earlier selection, per control-plane id. Each
+ * encoding carries its own nonce from one process-wide sequence, so a nonce still
+ * names one response on any one stream.
+ */
+interface Encoded {
+  bytes: Buffer;
+  nonce: string;
+  resources: number;
+}
+const wholeResponses = new WeakMap<ResourceMap, Map<string, Encoded>>();
+const changeResponses = new WeakMap<ResourceMap, WeakMap<ResourceMap, Map<string, Encoded>>>();
+let responseSequence = 0;
+
+function cached<K extends object>(cache: WeakMap<K, Map<string, Encoded>>, key: K, id: string, encode: () => Encoded): Encoded {
+  let byId = cache.get(key);
+  if (!byId) cache.set(key, (byId = new Map()));
+  let encoded = byId.get(id);
+  if (!encoded) byId.set(id, (encoded = encode()));
+  return encoded;
+}
+
+/**
+ * Types whose SotW responses may carry only what changed: for EDS and RDS a resource
+ * left out of a response is not removed (xDS spec, "Grouping Resources into
+ * Responses"); Listener and Cluster responses must hold every resource.
+ */
+const SENDS_CHANGES = new Set<ResourceTypeUrl>([TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration]);
 
 interface SharedSubscription {
   names: readonly string[];
@@ -69,16 +89,19 @@ class TypeState implements TypeStatus {
   clientVersion = '';
   nonce = '';
   sentVersion?: string;
-  sent: ReadonlyMap<string, Resource> = NONE;
+  sent: ResourceMap = NONE;
+  /** The map `sent` was selected from: a later selection is derived from the change since. */
+  sentFrom?: ResourceMap;
   /** Subscription at the time of the last response, to spot newly requested names. */
   namesAtSend = new Set<string>();
   wildcardAtSend = false;
+  keyAtSend = '';
   ackedVersion?: string;
-  acked: ReadonlyMap<string, Resource> = NONE;
+  acked: ResourceMap = NONE;
   nackedVersion?: string;
   lastError?: string;
-  /** Resend even if the version did not change (endpoints after a cluster change). */
-  force = false;
+  /** Names to send again even if unchanged (endpoints after their cluster changed). */
+  resend?: Set<string>;
   heldSince?: number;
   updatedAt = Date.now();
 
@@ -113,18 +136,31 @@ class TypeState implements TypeStatus {
     return false;
   }
 
-  keyAtSend = '';
-
-  /** What this subscription selects of `all`, with its version: computed once per map and subscription. */
-  select(all: ReadonlyMap<string, Resource>): Selection {
+  /**
+   * What this subscription selects of `all`: computed once per map and subscription,
+   * and from the last selection sent plus the change since when there is one.
+   */
+  select(all: ResourceMap): ResourceMap {
+    if (this.wildcard) return all;
     let bySubscription = selections.get(all);
     if (!bySubscription) selections.set(all, (bySubscription = new Map()));
-    const key = this.wildcard ? '*' : this.key;
-    let selection = bySubscription.get(key);
+    let selection = bySubscription.get(this.key);
     if (!selection) {
-      const resources = this.wildcard ? [...all.values()] : [...this.names].flatMap((n) => (all.has(n) ? [all.get(n)!] : []));
-      selection = { resources, version: versionOf(resources) };
-      bySubscription.set(key, selection);
+      if (this.sentFrom && this.keyAtSend === this.key && !this.wildcardAtSend) {
+        const change = all.diffFrom(this.sentFrom);
+        selection = this.sent.with(
+          change.upserts.filter((r) => this.names.has(r.name)),
+          change.removed.filter((n) => this.names.has(n)),
+        );
+      } else {
+        const picked: Resource[] = [];
+        for (const n of this.names) {
+          const r = all.get(n);
+          if (r) picked.push(r);
+        }
+        selection = ResourceMap.of(picked);
+      }
+      bySubscription.set(this.key, selection);
     }
     return selection;
   }
@@ -200,23 +236,23 @@ export class SotwStream extends StreamBase implements ClientView {
       if (!st || !this.canWrite) continue;
       const all = desiredResources(typeUrl, snapshot, this);
       const selection = st.select(all);
-      const desired = selection.resources;
-      const version = st.wildcard && all === snapshot.resources(typeUrl) ? snapshot.version(typeUrl) : selection.version;
+      const version = selection.version;
 
       if (st.sentVersion === undefined && st.clientVersion !== '' && st.clientVersion === version && this.holdsAcrossStreams(st)) {
         // Reconnected with exactly this state (content-hash versions): nothing to send.
-        this.recordSent(st, version, byNameOf(selection));
+        this.recordSent(st, version, selection, all);
         st.ackedVersion = version;
         st.acked = st.sent;
         continue;
       }
       const newNames = st.hasNewNames();
-      if (!st.force && !newNames && version === st.sentVersion) continue;
-      if (!st.force && !newNames && version === st.nackedVersion) continue; // never repeat a rejected version
+      const due = newNames || st.resend !== undefined;
+      if (!due && version === st.sentVersion) continue;
+      if (!due && version === st.nackedVersion) continue; // never repeat a rejected version
       const gated = typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.RouteConfiguration;
-      const changed = gated ? desired.filter((r) => st.sent.get(r.name)?.version !== r.version) : [];
+      const changed = gated ? [...selection.values()].filter((r) => st.sent.get(r.name)?.version !== r.version) : [];
       if (gated && this.holdBack(st, changed, this.types.get(TypeUrl.Cluster)?.wildcard ?? false)) continue;
-      this.respond(st, version, selection);
+      this.respond(st, version, selection, all, newNames);
     }
   }
 
@@ -232,39 +268,58 @@ export class SotwStream extends StreamBase implements ClientView {
     return st.wildcard || this.nodeInfo?.user_agent_name === 'envoy';
   }
 
-  private respond(st: TypeState, version: string, selection: Selection): void {
-    const desired = selection.resources;
+  /**
+   * Sends `selection`: whole on a stream's first response, after new names, and always
+   * for listeners and clusters; otherwise (EDS, RDS) only what changed since the last
+   * response, plus what must be sent again. Responses that are the same for many
+   * streams are encoded once.
+   */
+  private respond(st: TypeState, version: string, selection: ResourceMap, from: ResourceMap, newNames: boolean): void {
     const previous = st.sent;
-    const nonce = this.nextNonce();
-    const bytes = encodeDiscoveryResponse({
-      versionInfo: version,
-      typeUrl: st.typeUrl,
-      nonce,
-      resources: desired,
-      controlPlaneId: this.options.controlPlaneId,
-    });
-    st.nonce = nonce;
-    this.recordSent(st, version, byNameOf(selection));
+    const id = this.options.controlPlaneId;
+    const encode = (resources: readonly Resource[]): Encoded => {
+      const nonce = (++responseSequence).toString(36);
+      const bytes = encodeDiscoveryResponse({ versionInfo: version, typeUrl: st.typeUrl, nonce, resources, controlPlaneId: id });
+      return { bytes, nonce, resources: resources.length };
+    };
+    let encoded: Encoded;
+    const whole = !SENDS_CHANGES.has(st.typeUrl) || st.sentVersion === undefined || newNames;
+    if (whole) {
+      encoded = cached(wholeResponses, selection, id, () => encode([...selection.values()]));
+    } else if (st.resend) {
+      const changed = selection.diffFrom(previous).upserts;
+      const again = [...st.resend].flatMap((n) => (changed.some((r) => r.name === n) || !selection.has(n) ? [] : [selection.get(n)!]));
+      encoded = encode([...changed, ...again]);
+    } else {
+      let byFrom = changeResponses.get(selection);
+      if (!byFrom) changeResponses.set(selection, (byFrom = new WeakMap()));
+      encoded = cached(byFrom, previous, id, () => encode(selection.diffFrom(previous).upserts));
+    }
+    // The same encoding twice on one stream would repeat its nonce: encode afresh.
+    if (encoded.nonce === st.nonce) encoded = encode(whole ? [...selection.values()] : selection.diffFrom(previous).upserts);
+    st.nonce = encoded.nonce;
+    this.recordSent(st, version, selection, from);
     if (st.typeUrl === TypeUrl.Cluster) this.resendEndpointsOfChangedClusters(previous, st.sent);
     this.options.callbacks.onResponse({
       stream_id: this.id,
       node_id: this.nodeId,
       type_url: st.typeUrl,
       version,
-      nonce,
-      resources: desired.length,
+      nonce: encoded.nonce,
+      resources: encoded.resources,
       removed: 0,
     });
-    this.send(bytes);
+    this.send(encoded.bytes);
   }
 
-  private recordSent(st: TypeState, version: string, sent: ReadonlyMap<string, Resource>): void {
+  private recordSent(st: TypeState, version: string, sent: ResourceMap, from: ResourceMap): void {
     st.sentVersion = version;
     st.sent = sent;
+    st.sentFrom = from;
     st.namesAtSend = st.names;
     st.keyAtSend = st.key;
     st.wildcardAtSend = st.wildcard;
-    st.force = false;
+    st.resend = undefined;
     st.heldSince = undefined;
     st.updatedAt = Date.now();
   }
@@ -276,14 +331,12 @@ export class SotwStream extends StreamBase implements ClientView {
    * for Envoy's initial fetch timeout. A cluster whose endpoints are a name not yet
    * subscribed needs nothing: Envoy's subscription to it brings them.
    */
-  private resendEndpointsOfChangedClusters(before: ReadonlyMap<string, Resource>, after: ReadonlyMap<string, Resource>): void {
+  private resendEndpointsOfChangedClusters(before: ResourceMap, after: ResourceMap): void {
     const eds = this.types.get(TypeUrl.ClusterLoadAssignment);
     if (!eds) return;
-    for (const [name, r] of after) {
-      if (before.get(name)?.version === r.version) continue;
-      if (r.references.some((ref) => eds.wildcard || eds.names.has(ref.name))) {
-        eds.force = true;
-        return;
+    for (const r of after.diffFrom(before).upserts) {
+      for (const ref of r.references) {
+        if (eds.wildcard || eds.names.has(ref.name)) (eds.resend ??= new Set()).add(ref.name);
       }
     }
   }

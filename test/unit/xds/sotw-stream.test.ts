@@ -156,6 +156,7 @@ function cacheWith(s: Snapshot): SnapshotCache {
 }
 
 const typesOf = (replies: SotwReply[]): string[] => replies.map((r) => r.typeUrl);
+const endpointsOf = (s: Snapshot, name: string): Resource => s.resources(EDS).get(name)!;
 
 afterEach(() => {
   vi.useRealTimers();
@@ -302,7 +303,10 @@ describe('SotW: subscriptions', () => {
     expect(first.names).toEqual(['ingress']);
     client.ack(first);
     publish(client.cache, snapshot(listener('ingress', 10000, 'ingress'), routes('ingress', { api: 'api.beta' }), routes('later', { later: 'api.beta' }), service('api.beta', 9001)));
-    expect(client.only(RDS).names.sort()).toEqual(['ingress', 'later']);
+    // RDS, like EDS, carries only what changed: 'ingress' is unchanged and stays as it was.
+    const second = client.only(RDS);
+    expect(second.names).toEqual(['later']);
+    expect(second.version).toBe(client.cache.get(GROUP)!.version(RDS));
   });
 
   it('sends complete sets for LDS and CDS when one resource changes', () => {
@@ -498,8 +502,75 @@ describe('SotW: the cache', () => {
   });
 });
 
+describe('SotW: EDS and RDS carry what changed', () => {
+  const twoServices = (webPort = 9002): Snapshot =>
+    snapshot(listener('ingress', 10000, 'ingress'), routes('ingress', { api: 'api.beta', web: 'web' }), service('api.beta', 9001), service('web', webPort));
+
+  it('sends only the endpoints that changed, at the version of the whole set', () => {
+    const client = new SotwClient(cacheWith(twoServices()));
+    client.connect();
+    const next = twoServices(9003);
+    publish(client.cache, next);
+    const eds = client.only(EDS);
+    expect(eds.names).toEqual(['web']);
+    expect(eds.version).toBe(next.version(EDS));
+    client.ack(eds);
+    expect(client.replies()).toEqual([]);
+  });
+
+  it('derives the next selection from the last one, and from a snapshot update as from a new snapshot', () => {
+    const client = new SotwClient(cacheWith(twoServices()));
+    client.connect();
+    const current = client.cache.get(GROUP)!;
+    const moved = endpointsOf(twoServices(9004), 'web');
+    const updated = current.update([moved]);
+    publish(client.cache, updated);
+    const eds = client.only(EDS);
+    expect(eds.names).toEqual(['web']);
+    expect(eds.version).toBe(twoServices(9004).version(EDS));
+  });
+
+  it('sends endpoints again after their cluster changed, with what else changed', () => {
+    const client = new SotwClient(cacheWith(twoServices()));
+    client.connect();
+    const next = snapshot(
+      listener('ingress', 10000, 'ingress'),
+      routes('ingress', { api: 'api.beta', web: 'web' }),
+      service('api.beta', 9001, { connectTimeoutSeconds: 3 }),
+      service('web', 9005),
+    );
+    publish(client.cache, next);
+    const replies = client.settle();
+    const eds = replies.filter((r) => r.typeUrl === EDS);
+    expect(eds).toHaveLength(1);
+    expect(eds[0]!.names.sort()).toEqual(['api.beta', 'web']);
+  });
+
+  it('writes the same bytes to every stream in the same state, with nonces that never repeat on a stream', () => {
+    const cache = cacheWith(twoServices());
+    const a = new SotwClient(cache);
+    const b = new SotwClient(cache, { id: 2, nodeId: 'envoy-2' });
+    a.connect();
+    b.connect();
+    publish(cache, twoServices(9006));
+    const [fromA] = a.sink.takeBytes();
+    const [fromB] = b.sink.takeBytes();
+    expect(fromA).toBeDefined();
+    expect(fromA).toBe(fromB);
+
+    const nonces = new Set<string>();
+    for (let port = 9010; port < 9020; port++) {
+      publish(cache, twoServices(port));
+      const reply = a.only(EDS);
+      expect(nonces.has(reply.nonce)).toBe(false);
+      nonces.add(reply.nonce);
+      a.ack(reply);
+    }
+  });
+});
+
 describe('SotW: encode once, flow control', () => {
-  it('puts the same encoded bytes of a resource into every stream', () => {
+  it('encodes a response once for every stream it goes to', () => {
     const entries = vi.spyOn(Resource.prototype, 'sotwEntry');
     const cache = cacheWith(ingressSnapshot());
     const apiCluster = cache.get(GROUP)!.resources(CDS).get('api.beta')!;
@@ -519,7 +590,7 @@ describe('SotW: encode once, flow control', () => {
       byResource.set(resource, set);
     });
     for (const set of byResource.values()) expect(set.size).toBe(1);
-    expect(contexts.filter((r) => r === apiCluster)).toHaveLength(2); // one CDS response per stream
+    expect(contexts.filter((r) => r === apiCluster)).toHaveLength(1); // one CDS response, written to both streams
     expect(apiCluster.sotwEntry()).toBe([...byResource.get(apiCluster)!][0]);
   });
 

@@ -1,0 +1,164 @@
+// An immutable map of resources by name that is cheap to derive from: one change to a
+// map of 20,000 endpoints makes a new map in O(1), not O(n), and knows how it differs
+// from the map it came from. Snapshots, streams' selections and what a stream was sent
+// are all ResourceMaps, so a change costs what changed, not the size of the model.
+//
+// A map is a flat `root` (never mutated once built) plus `changes` over it (a name's
+// new resource, or `null` for a name removed). Deriving copies only `changes`; when
+// they grow past a share of the root the map is flattened into a new root (amortised).
+// The type version (the sum of the resources' tokens, and their count) is carried
+// along, so it too costs what changed.
+import type { Resource } from './resource.js';
+
+const MASK = (1n << 64n) - 1n;
+/** Changes kept beside a root before it is flattened: at least this many… */
+const MIN_CHANGES = 256;
+/** …or this share of the root's size (1/8). */
+const CHANGES_SHIFT = 3;
+
+export interface ResourceDiff {
+  /** Resources new or different (by version) in the newer map. */
+  readonly upserts: readonly Resource[];
+  /** Names in the older map that the newer one does not have. */
+  readonly removed: readonly string[];
+}
+
+const NO_DIFF: ResourceDiff = { upserts: [], removed: [] };
+
+export class ResourceMap implements ReadonlyMap<string, Resource> {
+  /** Diffs from older maps, computed once and shared by every stream that asks. */
+  private readonly diffs = new WeakMap<ResourceMap, ResourceDiff>();
+
+  private constructor(
+    private readonly root: ReadonlyMap<string, Resource>,
+    private readonly changes: ReadonlyMap<string, Resource | null> | undefined,
+    readonly size: number,
+    private readonly sum: bigint,
+  ) {}
+
+  static readonly EMPTY = new ResourceMap(new Map(), undefined, 0, 0n);
+
+  /** Throws on a duplicate name: Envoy would reject the response. */
+  static of(resources: Iterable<Resource>, describe = (r: Resource) => `resource "${r.name}"`): ResourceMap {
+    const root = new Map<string, Resource>();
+    let sum = 0n;
+    for (const r of resources) {
+      if (root.has(r.name)) throw new Error(`duplicate ${describe(r)}`);
+      root.set(r.name, r);
+      sum += r.token();
+    }
+    return root.size === 0 ? ResourceMap.EMPTY : new ResourceMap(root, undefined, root.size, sum & MASK);
+  }
+
+  /**
+   * The SotW version of the map's resources: equal sets give equal versions in any
+   * process, independent of order (the sum of 64-bit tokens, with the count).
+   */
+  get version(): string {
+    return this.size === 0 ? 'empty' : `${this.sum.toString(16).padStart(16, '0')}-${this.size}`;
+  }
+
+  get(name: string): Resource | undefined {
+    if (this.changes) {
+      const changed = this.changes.get(name);
+      if (changed !== undefined) return changed ?? undefined;
+    }
+    return this.root.get(name);
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  /**
+   * This map with `removed` gone, then `upserts` set. A resource equal (by version) to
+   * the one it replaces keeps the old one, so identity-keyed caches stay valid; no
+   * effective change returns this same map.
+   */
+  with(upserts: Iterable<Resource>, removed: Iterable<string> = []): ResourceMap {
+    let changes: Map<string, Resource | null> | undefined;
+    let size = this.size;
+    let sum = this.sum;
+    const change = (name: string, next: Resource | null): void => {
+      const before = changes ? (changes.has(name) ? (changes.get(name) ?? undefined) : this.root.get(name)) : this.get(name);
+      if ((before ?? null) === next || (before && next && before.version === next.version)) return;
+      changes ??= new Map(this.changes);
+      if (before) {
+        size -= 1;
+        sum -= before.token();
+      }
+      if (next) {
+        size += 1;
+        sum += next.token();
+      }
+      if ((this.root.get(name) ?? null) === next) changes.delete(name);
+      else changes.set(name, next);
+    };
+    for (const name of removed) change(name, null);
+    for (const r of upserts) change(r.name, r);
+    if (!changes) return this;
+    sum &= MASK; // two's complement: a negative sum wraps as mod 2^64
+    if (changes.size > Math.max(MIN_CHANGES, this.root.size >> CHANGES_SHIFT)) {
+      const flat = new Map<string, Resource>();
+      for (const [name, r] of this.root) {
+        const changed = changes.get(name);
+        if (changed === undefined) flat.set(name, r);
+        else if (changed) flat.set(name, changed);
+      }
+      for (const [name, r] of changes) if (r && !this.root.has(name)) flat.set(name, r);
+      return new ResourceMap(flat, undefined, size, sum);
+    }
+    return new ResourceMap(this.root, changes.size > 0 ? changes : undefined, size, sum);
+  }
+
+  /**
+   * What changed from `older` to this map. Maps derived from one root differ only in
+   * their changes (cheap); otherwise every name is compared once. Cached per pair.
+   */
+  diffFrom(older: ResourceMap): ResourceDiff {
+    if (older === this) return NO_DIFF;
+    let diff = this.diffs.get(older);
+    if (diff) return diff;
+    const upserts: Resource[] = [];
+    const removed: string[] = [];
+    const compare = (name: string): void => {
+      const now = this.get(name);
+      const before = older.get(name);
+      if (now === before) return;
+      if (!now) removed.push(name);
+      else if (!before || before.version !== now.version) upserts.push(now);
+    };
+    if (older.root === this.root) {
+      const names = new Set([...(this.changes?.keys() ?? []), ...(older.changes?.keys() ?? [])]);
+      for (const name of names) compare(name);
+    } else {
+      for (const name of this.keys()) compare(name);
+      for (const name of older.keys()) if (!this.has(name)) removed.push(name);
+    }
+    diff = { upserts, removed };
+    this.diffs.set(older, diff);
+    return diff;
+  }
+
+  *entries(): MapIterator<[string, Resource]> {
+    const changes = this.changes;
+    for (const entry of this.root) if (!changes?.has(entry[0])) yield entry;
+    if (changes) for (const [name, r] of changes) if (r) yield [name, r];
+  }
+
+  *keys(): MapIterator<string> {
+    for (const [name] of this.entries()) yield name;
+  }
+
+  *values(): MapIterator<Resource> {
+    for (const [, r] of this.entries()) yield r;
+  }
+
+  [Symbol.iterator](): MapIterator<[string, Resource]> {
+    return this.entries();
+  }
+
+  forEach(callback: (value: Resource, key: string, map: ReadonlyMap<string, Resource>) => void): void {
+    for (const [name, r] of this.entries()) callback(r, name, this);
+  }
+}
