@@ -31,8 +31,7 @@ const RUNS = 7;
 function changedResources(prev: Snapshot, next: Snapshot): string[] {
   const out: string[] = [];
   for (const typeUrl of PUSH_ORDER) {
-    const before = prev.resources(typeUrl);
-    for (const [name, r] of next.resources(typeUrl)) if (before.get(name)?.version !== r.version) out.push(`${TYPE_SHORT_NAMES[typeUrl]} ${name}`);
+    for (const r of next.resources(typeUrl).diffFrom(prev.resources(typeUrl)).upserts) out.push(`${TYPE_SHORT_NAMES[typeUrl]} ${r.name}`);
   }
   return out;
 }

@@ -67,7 +67,7 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
     const m = model();
     if (!m) return;
     try {
-      shared = Snapshot.create(translator.shared(m));
+      shared = translator.sharedSnapshot(m);
     } catch (err) {
       metrics.snapshotPublished('refused');
       log.error({ err }, 'translation failed; every group keeps its last good snapshot');

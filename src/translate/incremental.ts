@@ -9,6 +9,7 @@ import type { Mirror, RuleSet, ServiceRules, Target } from '../model/rules.js';
 import { subsetsOf } from '../model/subsets.js';
 import { TypeUrl, type ResourceObject } from '../xds/resources.js';
 import type { Resource } from '../xds/resource.js';
+import { Snapshot, type Removal } from '../xds/cache.js';
 import { checkedResource } from './encode.js';
 import { buildCluster, buildClusterLoadAssignment, buildJwksCluster, buildMirrorCluster, routingTags } from './clusters.js';
 import { claimHeaders } from './filters.js';
@@ -31,6 +32,12 @@ interface VirtualHostEntry {
   liveness: string;
   standIn: number | undefined;
   vhost: ResourceObject;
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
 }
 
 function targetsOf(rules: ServiceRules | undefined): Target[] {
@@ -85,17 +92,123 @@ export class IncrementalTranslator {
   /** Everything every proxy shares, for the model. */
   shared(model: Model): Resource[] {
     const { registry, rules } = model;
-    const names = [...registry.services.keys()].sort();
     for (const gone of [...this.services.keys()]) if (!registry.services.has(gone)) this.services.delete(gone);
     const out: Resource[] = [];
-    for (const name of names) out.push(...this.service(registry, name, rules).resources);
+    for (const name of [...registry.services.keys()].sort()) out.push(...this.service(registry, name, rules).resources);
+    out.push(...this.extras(model));
+    return out;
+  }
+
+  /** What the last snapshot from `sharedSnapshot` was made of: the base of the next one. */
+  private published?: {
+    snapshot: Snapshot;
+    rules: RuleSet;
+    routingTags: readonly string[] | undefined;
+    /** Mutated only once a next snapshot is made: it always describes `snapshot`. */
+    services: Map<string, ServiceEntry>;
+    /** Mirror and JWKS clusters, by name. */
+    extras: Map<string, Resource>;
+  };
+  /** Bumped whenever routes may change: rules, the set of services, or a subset's liveness. */
+  private routingEpoch = 0;
+  private epochRegistry?: Registry;
+
+  /** Mirror and JWKS clusters: what the rules and the subsets' liveness make of them. */
+  private extras(model: Model): Resource[] {
+    const { registry, rules } = model;
     const subsets = this.index(registry, rules);
-    for (const name of names) for (const mirror of liveMirrors(name, rules, subsets)) out.push(this.mirrorCluster(mirror));
+    const out: Resource[] = [];
+    for (const name of Object.keys(rules.services).sort()) {
+      if (registry.services.has(name)) for (const mirror of liveMirrors(name, rules, subsets)) out.push(this.mirrorCluster(mirror));
+    }
     for (const issuer of [...claimHeaders(rules).keys()].sort()) {
       const config = rules.jwt_issuers[issuer];
       if (config && 'jwks_uri' in config) out.push(checkedResource(TypeUrl.Cluster, buildJwksCluster(issuer, config)));
     }
     return out;
+  }
+
+  /**
+   * The snapshot every proxy shares, derived from the last one this returned: only the
+   * services whose instances changed are translated again, and only resources whose
+   * content changed enter the new snapshot. The first call (and any after a failure
+   * to translate) builds it whole.
+   */
+  sharedSnapshot(model: Model): Snapshot {
+    const { registry, rules } = model;
+    const last = this.published;
+    if (!last || last.rules !== rules || last.routingTags !== registry.routingTags) {
+      const resources = this.shared(model);
+      const snapshot = Snapshot.create(resources);
+      const extras = new Map(this.extras(model).map((r) => [r.name, r])); // cached: the mirrors' clusters are built once
+      this.published = { snapshot, rules, routingTags: registry.routingTags, services: new Map(this.services), extras };
+      this.bumpEpoch(registry);
+      return snapshot;
+    }
+    const upserts: Resource[] = [];
+    const removed: Removal[] = [];
+    /** Names whose owner replaces or drops them in this change: anything else new must be new. */
+    const released = new Set<string>();
+    const changed: [string, ServiceEntry | undefined][] = [];
+    let routing = false;
+    const release = (r: Resource): void => {
+      released.add(`${r.typeUrl} ${r.name}`);
+    };
+    for (const name of registry.services.keys()) {
+      const entry = this.service(registry, name, rules);
+      const before = last.services.get(name);
+      if (entry === before) continue;
+      changed.push([name, entry]);
+      if (!before || !sameSet(before.live, entry.live)) routing = true;
+      if (before) {
+        before.resources.forEach(release);
+        const kept = new Set(entry.resources.map((r) => `${r.typeUrl} ${r.name}`));
+        for (const r of before.resources) if (!kept.has(`${r.typeUrl} ${r.name}`)) removed.push({ typeUrl: r.typeUrl, name: r.name });
+      }
+      upserts.push(...entry.resources);
+    }
+    if (last.services.size + changed.filter(([name]) => !last.services.has(name)).length !== registry.services.size) {
+      for (const [name, before] of last.services) {
+        if (registry.services.has(name)) continue;
+        this.services.delete(name);
+        changed.push([name, undefined]);
+        routing = true;
+        for (const r of before.resources) {
+          release(r);
+          removed.push({ typeUrl: r.typeUrl, name: r.name });
+        }
+      }
+    }
+    let extras = last.extras;
+    if (routing) {
+      extras = new Map(this.extras(model).map((r) => [r.name, r]));
+      for (const [name, r] of last.extras) {
+        release(r);
+        if (!extras.has(name)) removed.push({ typeUrl: r.typeUrl, name });
+      }
+      upserts.push(...extras.values());
+    }
+    const current = last.snapshot;
+    const seen = new Set<string>();
+    for (const r of upserts) {
+      const key = `${r.typeUrl} ${r.name}`;
+      if (seen.has(key) || (!released.has(key) && current.resources(r.typeUrl).has(r.name))) throw new Error(`duplicate ${r.typeUrl.slice(r.typeUrl.lastIndexOf('.') + 1)} resource "${r.name}"`);
+      seen.add(key);
+    }
+    const snapshot = current.update(upserts, removed);
+    for (const [name, entry] of changed) {
+      if (entry) last.services.set(name, entry);
+      else last.services.delete(name);
+    }
+    this.published = { ...last, snapshot, extras };
+    if (routing) this.bumpEpoch(registry);
+    else this.epochRegistry = registry;
+    return snapshot;
+  }
+
+  private bumpEpoch(registry: Registry): void {
+    this.routingEpoch += 1;
+    this.epochRegistry = registry;
   }
 
   /** A mirror's cluster depends on the mirror alone: built once per mirror of a rule set. */
@@ -123,7 +236,7 @@ export class IncrementalTranslator {
     return vhost;
   }
 
-  private groups = new Map<string, { rules: RuleSet; vhosts: ResourceObject[]; resources: Resource[] }>();
+  private groups = new Map<string, { rules: RuleSet; vhosts: ResourceObject[]; resources: Resource[]; epoch: number }>();
 
   /**
    * A proxy kind's listeners and routes: translateForProxy with cached virtual hosts.
@@ -131,6 +244,11 @@ export class IncrementalTranslator {
    * that routes changed), the encoded resources of last time are returned as they were.
    */
   forProxy(model: Model, key: ProxyKey, group: string): Resource[] {
+    const cachedGroup = this.groups.get(group);
+    // Nothing routes differently since this group was built (sharedSnapshot tracks it).
+    if (cachedGroup && cachedGroup.epoch === this.routingEpoch && this.epochRegistry === model.registry && cachedGroup.rules === model.rules) {
+      return cachedGroup.resources;
+    }
     const subsets = this.index(model.registry, model.rules);
     const used: ResourceObject[] = [];
     const vhostOf = (name: string, standIn?: number): ResourceObject => {
@@ -139,12 +257,13 @@ export class IncrementalTranslator {
       return vhost;
     };
     const objects = translateForProxy(model, key, { subsets, vhostOf });
-    const cached = this.groups.get(group);
-    if (cached && cached.rules === model.rules && cached.vhosts.length === used.length && cached.vhosts.every((v, i) => v === used[i])) {
-      return cached.resources;
+    const epoch = this.epochRegistry === model.registry ? this.routingEpoch : -1;
+    if (cachedGroup && cachedGroup.rules === model.rules && cachedGroup.vhosts.length === used.length && cachedGroup.vhosts.every((v, i) => v === used[i])) {
+      cachedGroup.epoch = epoch;
+      return cachedGroup.resources;
     }
     const resources = objects.map((o: TypedObject) => checkedResource(o.typeUrl, o.object));
-    this.groups.set(group, { rules: model.rules, vhosts: used, resources });
+    this.groups.set(group, { rules: model.rules, vhosts: used, resources, epoch });
     return resources;
   }
 }

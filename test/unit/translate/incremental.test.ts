@@ -8,6 +8,8 @@ import { EnvoyConstraintError, IncrementalTranslator } from '../../../src/transl
 import { groupKey, type ProxyKey } from '../../../src/translate/proxy.js';
 import { translateForProxy, translateShared } from '../../../src/translate/translate.js';
 import { Resource } from '../../../src/xds/resource.js';
+import { Snapshot } from '../../../src/xds/cache.js';
+import { PUSH_ORDER, TypeUrl } from '../../../src/xds/resources.js';
 
 const edge: ProxyKey = { role: 'edge', address: '127.0.0.1', port: 10000 };
 const sidecar: ProxyKey = { role: 'sidecar', subset: 'shadow', address: '127.0.0.1', outboundPort: 15001, inboundPort: 15006, appPort: 8080 };
@@ -31,6 +33,12 @@ function full(model: Model, key: ProxyKey): Map<string, string> {
 function incremental(t: IncrementalTranslator, model: Model, key: ProxyKey): Map<string, string> {
   return new Map([...t.shared(model), ...t.forProxy(model, key, groupKey(key))].map((r) => [`${r.typeUrl} ${r.name}`, r.version]));
 }
+/** The same, through the derived shared snapshot and the group's composition on it. */
+function derived(t: IncrementalTranslator, model: Model, key: ProxyKey): Map<string, string> {
+  const snapshot = Snapshot.compose(t.sharedSnapshot(model), t.forProxy(model, key, groupKey(key)));
+  expect(snapshot.inconsistencies()).toEqual([]);
+  return new Map(PUSH_ORDER.flatMap((typeUrl) => [...snapshot.resources(typeUrl).values()]).map((r) => [`${r.typeUrl} ${r.name}`, r.version]));
+}
 
 const RULES = 'services:\n  api:\n    routes:\n      - name: beta\n        match: { headers: [{ name: x-beta, exact: "true" }] }\n        to: beta\n    mirrors:\n      - { name: copy, to: shadow, percent: 10 }\n';
 
@@ -40,8 +48,10 @@ describe('IncrementalTranslator', () => {
     let api = [instance('a1', 1), instance('a2', 2, ['beta'])];
     const web = [instance('w1', 3)];
     let model: Model = { registry: registry({ api, web }), rules: rules(RULES) };
+    const d = new IncrementalTranslator();
     const check = (): void => {
       for (const key of [edge, sidecar]) expect(incremental(t, model, key)).toEqual(full(model, key));
+      for (const key of [edge, sidecar]) expect(derived(d, model, key)).toEqual(full(model, key));
     };
     check();
     // An instance moves.
@@ -55,6 +65,13 @@ describe('IncrementalTranslator', () => {
     // The beta instance leaves: the beta route falls away.
     api = api.filter((i) => i.id !== 'a2');
     model = { ...model, registry: registry({ api, web }) };
+    check();
+    // A service arrives, and one leaves.
+    model = { ...model, registry: registry({ api, shop: [instance('s1', 5)] }) };
+    check();
+    // The shadow goes: the mirror's cluster leaves with it.
+    api = api.filter((i) => i.id !== 'a3');
+    model = { ...model, registry: registry({ api, shop: [instance('s1', 5)] }) };
     check();
     // The rules change, and a service leaves.
     model = { registry: registry({ api }), rules: emptyRuleSet() };
@@ -73,6 +90,34 @@ describe('IncrementalTranslator', () => {
     expect(webCluster(second)).toBe(webCluster(first));
     expect(second.find((r) => r.name === 'api' && r.typeUrl.endsWith('ClusterLoadAssignment'))).not.toBe(first.find((r) => r.name === 'api' && r.typeUrl.endsWith('ClusterLoadAssignment')));
     expect(t.forProxy(moved, edge, 'g')).toBe(routesFirst);
+  });
+
+  it('derives the shared snapshot of one moved instance from the last one, changing one resource', () => {
+    const t = new IncrementalTranslator();
+    const web = [instance('w1', 3)];
+    const base: Model = { registry: registry({ api: [instance('a1', 1)], web }), rules: rules(RULES) };
+    const first = t.sharedSnapshot(base);
+    const routesFirst = t.forProxy(base, edge, 'g');
+    const moved: Model = { ...base, registry: registry({ api: [instance('a1', 2)], web }) };
+    const second = t.sharedSnapshot(moved);
+    expect(second.resources(TypeUrl.Cluster)).toBe(first.resources(TypeUrl.Cluster));
+    const diff = second.resources(TypeUrl.ClusterLoadAssignment).diffFrom(first.resources(TypeUrl.ClusterLoadAssignment));
+    expect(diff.upserts.map((r) => r.name)).toEqual(['api']);
+    expect(diff.removed).toEqual([]);
+    expect(t.forProxy(moved, edge, 'g')).toBe(routesFirst);
+  });
+
+  it('refuses a change that would give two clusters one name, and keeps deriving from the last good snapshot', () => {
+    const t = new IncrementalTranslator();
+    const model: Model = { registry: registry({ api: [instance('a1', 1, ['beta'])] }), rules: emptyRuleSet() };
+    const first = t.sharedSnapshot(model);
+    // A service named like another's subset cluster.
+    const clash: Model = { ...model, registry: registry({ api: [instance('a1', 1, ['beta'])], 'api.beta': [instance('b1', 2)] }) };
+    expect(() => t.sharedSnapshot(clash)).toThrow(/duplicate Cluster resource "api.beta"/);
+    const next: Model = { ...model, registry: registry({ api: [instance('a1', 7, ['beta'])] }) };
+    const second = t.sharedSnapshot(next);
+    expect(second.inconsistencies()).toEqual([]);
+    expect(second.resources(TypeUrl.Cluster)).toBe(first.resources(TypeUrl.Cluster));
   });
 
   it('makes subsets of the configured routing tags only', () => {
