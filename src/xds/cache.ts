@@ -190,20 +190,38 @@ export class InconsistentSnapshotError extends Error {
   }
 }
 
+/** Watchers told of a new snapshot in one turn of the event loop; the rest follow in later turns. */
+const FAN_OUT_SLICE = 500;
+
 export class SnapshotCache implements ConfigWatcher {
   private readonly snapshots = new Map<string, Snapshot>();
   private readonly listeners = new Map<string, Set<SnapshotListener>>();
+  /** Per group, the fan-out still under way: cancelled when a newer snapshot starts its own. */
+  private readonly fanOuts = new Map<string, NodeJS.Immediate>();
 
   /**
    * Publishes `snapshot` for `group` after checking it. An inconsistent snapshot is
-   * refused with every problem listed, and the last good one stays live.
+   * refused with every problem listed, and the last good one stays live. Watchers are
+   * told in slices, so thousands of streams building their responses do not keep the
+   * event loop from reading their acknowledgements (or anything else) for long.
    */
   set(group: string, snapshot: Snapshot): void {
     const problems = snapshot.inconsistencies();
     if (problems.length > 0) throw new InconsistentSnapshotError(group, problems);
     if (this.snapshots.get(group) === snapshot) return;
     this.snapshots.set(group, snapshot);
-    for (const listener of this.listeners.get(group) ?? []) listener(snapshot);
+    const pending = this.fanOuts.get(group);
+    if (pending) clearImmediate(pending);
+    this.fanOuts.delete(group);
+    const listeners = [...(this.listeners.get(group) ?? [])];
+    const notify = (from: number): void => {
+      const end = Math.min(listeners.length, from + FAN_OUT_SLICE);
+      const live = this.listeners.get(group);
+      for (let i = from; i < end; i++) if (live?.has(listeners[i]!)) listeners[i]!(snapshot);
+      if (end < listeners.length) this.fanOuts.set(group, setImmediate(() => notify(end)));
+      else this.fanOuts.delete(group);
+    };
+    notify(0);
   }
 
   get(group: string): Snapshot | undefined {
@@ -231,4 +249,3 @@ export class SnapshotCache implements ConfigWatcher {
     return n;
   }
 }
-

@@ -6,7 +6,7 @@
 //    the proxy may still hold refers to it.
 import { missingReferences, type Snapshot } from './cache.js';
 import type { Resource } from './resource.js';
-import type { ResourceMap } from './resource-map.js';
+import { ResourceMap } from './resource-map.js';
 import { TypeUrl, type ResourceTypeUrl } from './resources.js';
 
 /** What one stream's client has been sent or has acknowledged. */
@@ -93,18 +93,41 @@ export function unmetClusters(pending: Iterable<Resource>, snapshot: Snapshot, c
   const ackedClusters = client.acked(TypeUrl.Cluster);
   const ackedEndpoints = client.acked(TypeUrl.ClusterLoadAssignment);
   const unmet = new Set<string>();
-  for (const r of pending) {
-    for (const name of clustersNeeded(r, snapshot)) {
-      const cluster = clusters.get(name);
-      if (!cluster) continue; // retained or dangling: nothing newer to wait for
-      if (ackedClusters.get(name)?.version !== cluster.version) {
-        unmet.add(name);
-        continue;
-      }
-      for (const dep of cluster.references) {
-        if (!ackedEndpoints.has(dep.name)) unmet.add(name);
-      }
-    }
-  }
+  for (const r of pending) for (const name of unmetFor(r, snapshot, clusters, ackedClusters, ackedEndpoints)) unmet.add(name);
   return [...unmet].sort();
+}
+
+/**
+ * What one resource waits for. Remembered while the snapshot and the acknowledged maps
+ * are the same objects, which SotW streams in the same state share: a thousand proxies
+ * asking at once work it out once. (A delta stream's acknowledged maps change in
+ * place, so for those it is worked out every time.)
+ */
+const unmetMemo = new WeakMap<Resource, WeakMap<ResourceMap, WeakMap<ResourceMap, { snapshot: Snapshot; unmet: string[] }>>>();
+
+function unmetFor(
+  r: Resource,
+  snapshot: Snapshot,
+  clusters: ResourceMap,
+  ackedClusters: ReadonlyMap<string, Resource>,
+  ackedEndpoints: ReadonlyMap<string, Resource>,
+): string[] {
+  const shareable = ackedClusters instanceof ResourceMap && ackedEndpoints instanceof ResourceMap;
+  let byEndpoints: WeakMap<ResourceMap, { snapshot: Snapshot; unmet: string[] }> | undefined;
+  if (shareable) {
+    let byClusters = unmetMemo.get(r);
+    if (!byClusters) unmetMemo.set(r, (byClusters = new WeakMap()));
+    byEndpoints = byClusters.get(ackedClusters);
+    if (!byEndpoints) byClusters.set(ackedClusters, (byEndpoints = new WeakMap()));
+    const memo = byEndpoints.get(ackedEndpoints);
+    if (memo?.snapshot === snapshot) return memo.unmet;
+  }
+  const unmet: string[] = [];
+  for (const name of clustersNeeded(r, snapshot)) {
+    const cluster = clusters.get(name);
+    if (!cluster) continue; // retained or dangling: nothing newer to wait for
+    if (ackedClusters.get(name)?.version !== cluster.version || cluster.references.some((dep) => !ackedEndpoints.has(dep.name))) unmet.push(name);
+  }
+  if (shareable) byEndpoints!.set(ackedEndpoints, { snapshot, unmet });
+  return unmet;
 }
