@@ -73,6 +73,9 @@ export class XdsServer implements StreamRegistry {
       // Envoy pings on idle ADS streams when told to; do not punish it for that.
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+      // Channelz keeps per-connection call counters and traces nobody here reads (CSDS
+      // reports what proxies hold); without it a connection costs about 1 KB less.
+      'grpc.enable_channelz': 0,
     });
     this.server.addService(adsServiceDefinition, {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
