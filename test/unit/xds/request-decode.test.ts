@@ -1,8 +1,10 @@
 // The hand-rolled request decoders, held to protobufjs' reflective decode + toObject,
 // which is what the server used before them and what they must keep producing.
+import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { lookupMessage } from '../../../src/xds/protos.js';
+import { adsServiceDefinition } from '../../../src/xds/server.js';
 import { TO_OBJECT_OPTIONS } from '../../../src/xds/resources.js';
 import {
   decodeDeltaDiscoveryRequest,
@@ -300,3 +302,43 @@ describe('decodeDeltaDiscoveryRequest', () => {
   });
 });
 
+describe('as the ADS deserializer', () => {
+  const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+  const bytesOut = (b: Buffer): Buffer => b;
+  let server: grpc.Server | undefined;
+  let client: grpc.Client | undefined;
+  afterEach(() => {
+    client?.close();
+    server?.forceShutdown();
+  });
+
+  /** A server whose handler records what it is given, and a raw stream that sends bytes. */
+  async function open(): Promise<{ received: DiscoveryRequest[]; call: grpc.ClientDuplexStream<Buffer, Buffer> }> {
+    const received: DiscoveryRequest[] = [];
+    server = new grpc.Server();
+    server.addService(adsServiceDefinition, {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) => call.on('data', (r: DiscoveryRequest) => received.push(r)),
+      DeltaAggregatedResources: () => {},
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server!.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    return { received, call: client.makeBidiStreamRequest(ADS, bytesOut, bytesOut) };
+  }
+
+  const status = (call: grpc.ClientDuplexStream<Buffer, Buffer>): Promise<grpc.StatusObject> =>
+    new Promise((resolve) => {
+      call.on('error', () => {});
+      call.on('status', resolve);
+    });
+
+  it('hands the handler a request, and fails the call with INTERNAL on a malformed one', async () => {
+    const { received, call } = await open();
+    const ended = status(call);
+    call.write(sotw({ type_url: EDS, resource_names: ['a', 'b'] }));
+    call.write(Buffer.from([(9 << 3) | 7]));
+    expect(await ended).toMatchObject({ code: grpc.status.INTERNAL, details: expect.stringMatching(/^Error deserializing request/) as unknown });
+    expect(received.map((r) => r.resource_names)).toEqual([['a', 'b']]);
+  });
+});
