@@ -1,6 +1,7 @@
 // One state-of-the-world ADS stream (StreamAggregatedResources). Each type_url is its
 // own sub-stream with its own nonce, version and ACK/NACK state (xDS spec).
 import { TypeUrl, PUSH_ORDER, isResourceTypeUrl, type ResourceTypeUrl } from './resources.js';
+import { hash } from 'node:crypto';
 import { contentHash } from './resource.js';
 import { ResourceMap } from './resource-map.js';
 import { desiredResources, type ClientView } from './ordering.js';
@@ -57,22 +58,48 @@ function cached<K extends object>(cache: WeakMap<K, Map<string, Encoded>>, key: 
  */
 const SENDS_CHANGES = new Set<ResourceTypeUrl>([TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration]);
 
-interface SharedSubscription {
-  names: readonly string[];
-  set: Set<string>;
+/**
+ * A subscription many streams hold: Envoys of one kind ask for the same (long) lists.
+ * Found by the bytes of the request's resource_names, so a new stream asking for what
+ * others asked for costs a hash and a compare, not thousands of decoded names.
+ */
+interface Subscription {
+  /** The resource_names fields as they arrived, when they came off the wire. */
+  readonly raw?: Uint8Array;
+  readonly names: readonly string[];
+  readonly set: ReadonlySet<string>;
+  readonly wildcard: boolean;
+  /** Equal for equal sets of names, whatever their order: the key of shared selections. */
+  readonly key: string;
 }
-const subscriptions = new Map<string, SharedSubscription>();
+
+const subscriptionsByBytes = new Map<string, Subscription>();
+const subscriptionsByKey = new Map<string, Subscription>();
 const MAX_SHARED_SUBSCRIPTIONS = 256;
 
-/** One copy per distinct subscription (the oldest forgotten past a bound; holders keep theirs). */
-function internSubscription(key: string, names: readonly string[], set: Set<string>): SharedSubscription {
-  let shared = subscriptions.get(key);
-  if (!shared) {
-    shared = { names, set };
-    subscriptions.set(key, shared);
-    if (subscriptions.size > MAX_SHARED_SUBSCRIPTIONS) subscriptions.delete(subscriptions.keys().next().value!);
-  }
-  return shared;
+function remember(map: Map<string, Subscription>, key: string, subscription: Subscription): Subscription {
+  map.set(key, subscription);
+  if (map.size > MAX_SHARED_SUBSCRIPTIONS) map.delete(map.keys().next().value!); // holders keep theirs
+  return subscription;
+}
+
+function subscriptionOfNames(names: readonly string[], raw?: Uint8Array): Subscription {
+  const wildcard = names.includes('*');
+  const set = new Set(names.filter((n) => n !== '*'));
+  const key = wildcard ? '*' : contentHash([...set].sort().join('\u0000'));
+  const known = subscriptionsByKey.get(key);
+  if (known && !raw) return known;
+  return remember(subscriptionsByKey, key, { raw, names: known?.names ?? names, set: known?.set ?? set, wildcard, key });
+}
+
+function subscriptionOf(req: DiscoveryRequest): Subscription {
+  const raw = req.resource_names_raw;
+  if (!raw) return subscriptionOfNames(req.resource_names);
+  const digest = hash('sha1', raw, 'base64');
+  const known = subscriptionsByBytes.get(digest);
+  if (known?.raw && Buffer.compare(known.raw, raw) === 0) return known;
+  // A copy: the request's bytes may be a view of a larger buffer.
+  return remember(subscriptionsByBytes, digest, subscriptionOfNames(req.resource_names, Buffer.from(raw)));
 }
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
@@ -84,7 +111,7 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
 class TypeState implements TypeStatus {
   wildcard = false;
   everNamed = false;
-  names = new Set<string>();
+  names: ReadonlySet<string> = new Set<string>();
   /** The client's version_info on its latest request. */
   clientVersion = '';
   nonce = '';
@@ -93,7 +120,7 @@ class TypeState implements TypeStatus {
   /** The map `sent` was selected from: a later selection is derived from the change since. */
   sentFrom?: ResourceMap;
   /** Subscription at the time of the last response, to spot newly requested names. */
-  namesAtSend = new Set<string>();
+  namesAtSend: ReadonlySet<string> = new Set<string>();
   wildcardAtSend = false;
   keyAtSend = '';
   ackedVersion?: string;
@@ -107,26 +134,28 @@ class TypeState implements TypeStatus {
 
   constructor(readonly typeUrl: ResourceTypeUrl) {}
 
-  /** The names of the latest request, as sent: most requests repeat them (ACKs). */
-  private lastNames: readonly string[] = [];
+  /** The subscription of the latest request: most requests (ACKs) repeat it. */
+  private subscription?: Subscription;
   /** Identifies the subscription; streams with equal subscriptions share selections. */
   key = '*';
 
-  subscribe(names: readonly string[]): void {
-    if (names.length === 0 && !this.everNamed) {
+  subscribe(req: DiscoveryRequest): void {
+    const raw = req.resource_names_raw;
+    const last = this.subscription;
+    if (raw && last?.raw && raw.length === last.raw.length && Buffer.compare(raw, last.raw) === 0) return;
+    const empty = raw ? raw.length === 0 : req.resource_names.length === 0;
+    if (empty && !this.everNamed) {
       this.wildcard = true; // legacy wildcard: a type never named is "*"
       this.key = '*';
       return;
     }
     this.everNamed = true;
-    if (sameNames(names, this.lastNames)) return;
-    this.wildcard = names.includes('*');
-    const set = new Set(names.filter((n) => n !== '*'));
-    this.key = this.wildcard ? '*' : contentHash([...set].sort().join('\u0000'));
-    // Thousands of streams subscribe to the same (large) list: keep one copy of it.
-    const shared = internSubscription(this.key, names, set);
-    this.lastNames = shared.names;
-    this.names = shared.set;
+    if (!raw && last && sameNames(req.resource_names, last.names)) return;
+    const next = subscriptionOf(req);
+    this.subscription = next;
+    this.wildcard = next.wildcard;
+    this.key = next.key;
+    this.names = next.set;
   }
 
   hasNewNames(): boolean {
@@ -193,7 +222,10 @@ export class SotwStream extends StreamBase implements ClientView {
       stream_id: this.id,
       node_id: this.nodeId,
       type_url: typeUrl,
-      resource_names: req.resource_names,
+      // Decoded only if a hook reads them: an ACK repeats thousands of names nobody needs again.
+      get resource_names() {
+        return req.resource_names;
+      },
       response_nonce: req.response_nonce,
     });
     if (!isResourceTypeUrl(typeUrl)) {
@@ -203,7 +235,7 @@ export class SotwStream extends StreamBase implements ClientView {
     let st = this.types.get(typeUrl);
     if (!st) this.types.set(typeUrl, (st = new TypeState(typeUrl)));
     // A stale request still changes the subscription (envoy#10363), but gets no answer.
-    st.subscribe(req.resource_names);
+    st.subscribe(req);
     st.clientVersion = req.version_info;
     if (req.response_nonce !== '' && req.response_nonce !== st.nonce) return;
 

@@ -5,7 +5,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { InconsistentSnapshotError, Snapshot, SnapshotCache } from '../../../src/xds/cache.js';
 import { Resource } from '../../../src/xds/resource.js';
 import { SotwStream } from '../../../src/xds/sotw-stream.js';
-import type { Node } from '../../../src/xds/wire.js';
+import { decodeDiscoveryRequest, type DiscoveryRequest, type Node } from '../../../src/xds/wire.js';
+import { lookupMessage } from '../../../src/xds/protos.js';
 import { silentLogger } from '../../../src/log.js';
 import {
   FakeSink,
@@ -270,6 +271,38 @@ describe('SotW: versions, nonces, ACK and NACK', () => {
 });
 
 describe('SotW: subscriptions', () => {
+  it('reads the names of a request off the wire only when its bytes differ from the last', () => {
+    const cache = cacheWith(ingressSnapshot());
+    const stream = new SotwStream(1, 'sotw', 'peer', new FakeSink(), {
+      watcher: cache,
+      callbacks: recordingCallbacks(),
+      logger: silentLogger(),
+      groupOf: () => GROUP,
+      controlPlaneId: 'test',
+      dependencyTimeoutMs: GATE_MS,
+    });
+    const wire = (names: string[], nonce: string): DiscoveryRequest => {
+      const message = lookupMessage('envoy.service.discovery.v3.DiscoveryRequest');
+      const bytes = message.encode(message.fromObject({ resource_names: names, type_url: EDS, response_nonce: nonce, node: { id: 'envoy-1' } })).finish();
+      return decodeDiscoveryRequest(bytes);
+    };
+    let reads = 0;
+    const counted = (req: DiscoveryRequest): DiscoveryRequest =>
+      new Proxy(req, {
+        get: (target, property) => {
+          if (property === 'resource_names') reads++;
+          return Reflect.get(target, property, target) as unknown;
+        },
+      });
+    stream.onRequest(counted(wire(['api.beta'], '')));
+    expect(reads).toBe(1);
+    stream.onRequest(counted(wire(['api.beta'], 'stale')));
+    expect(reads).toBe(1); // the same bytes: the subscription stands
+    stream.onRequest(counted(wire(['api.beta', 'web'], 'stale')));
+    expect(reads).toBe(2);
+    expect(stream.status().find((t) => t.typeUrl === EDS)).toBeDefined();
+  });
+
   const twoOfEach = (): Snapshot =>
     snapshot(
       listener('ingress', 10000, 'ingress'),
