@@ -21,6 +21,12 @@ export interface Registry {
   readonly services: ReadonlyMap<string, Service>;
   /** Which tags make subsets (`dev-*` matches any `dev-` tag); the defaults when absent. */
   readonly routingTags?: readonly string[];
+  /**
+   * Set by a source that knows what changed: `services` equals `since` but for the
+   * services named (changed, added or removed), so a consumer that has seen `since` can
+   * look at those alone. Unchanged services keep their `instances` arrays either way.
+   */
+  readonly changes?: { readonly since: ReadonlyMap<string, Service>; readonly services: ReadonlySet<string> };
 }
 
 /** The subset that instances without a routing tag belong to. */

@@ -227,7 +227,9 @@ export class ConsulCatalogSource implements Source<Registry> {
   private flushTimer?: NodeJS.Timeout;
   /** When the first change not yet emitted happened (performance.now()). */
   private firstChangeAt?: number;
-  private emittedKey?: string;
+  /** The services last emitted, and their names in order (recomputed when the list changes). */
+  private emitted?: ReadonlyMap<string, Service>;
+  private sortedNames?: string[];
   private stopped = false;
   private state: { updates: number; lastSuccessMs?: number; lastError?: string; knownLeader?: boolean; lastContactMs?: number } = {
     updates: 0,
@@ -463,6 +465,7 @@ export class ConsulCatalogSource implements Source<Registry> {
     const first = this.catalogKey === undefined;
     this.catalogKey = key;
     const listed = new Set(names);
+    this.sortedNames = undefined;
     for (const [name, service] of this.services) {
       if (listed.has(name)) continue;
       service.controller.abort();
@@ -538,19 +541,30 @@ export class ConsulCatalogSource implements Source<Registry> {
       }
     }
     this.firstChangeAt = undefined;
+    // Unchanged services keep their objects (and instance arrays), and the registry says
+    // which changed, so consumers need not look at the rest (10,000 services, one change).
+    this.sortedNames ??= [...this.services.keys()].sort(byCodeUnits);
+    const before = this.emitted;
     const services = new Map<string, Service>();
-    for (const name of [...this.services.keys()].sort(byCodeUnits)) {
+    const changed = new Set<string>();
+    for (const name of this.sortedNames) {
       const instances = this.services.get(name)?.instances;
-      if (instances) services.set(name, { name, instances });
+      if (!instances) continue;
+      const was = before?.get(name);
+      if (was?.instances === instances) services.set(name, was);
+      else {
+        services.set(name, { name, instances });
+        changed.add(name);
+      }
     }
-    const key = JSON.stringify([...services.values()]);
-    if (key === this.emittedKey) return;
-    this.emittedKey = key;
+    if (before) for (const name of before.keys()) if (!services.has(name)) changed.add(name);
+    if (before && changed.size === 0) return;
+    this.emitted = services;
     this.state.updates += 1;
     const instances = [...services.values()].reduce((n, s) => n + s.instances.length, 0);
     this.log.info({ services: services.size, instances, updates: this.state.updates }, 'registry from Consul');
     try {
-      this.onUpdate?.({ services });
+      this.onUpdate?.(before ? { services, changes: { since: before, services: changed } } : { services });
     } catch (err) {
       this.log.error({ err }, 'the registry consumer threw');
     }

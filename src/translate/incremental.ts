@@ -4,7 +4,7 @@
 // while its service's rules and the liveness of the subsets they name stay the same.
 // The output equals translateShared / translateForProxy (translate.ts) for the same
 // model; a test holds them to it.
-import type { Instance, Model, Registry } from '../model/types.js';
+import type { Instance, Model, Registry, Service } from '../model/types.js';
 import type { Mirror, RuleSet, ServiceRules, Target } from '../model/rules.js';
 import { subsetsOf } from '../model/subsets.js';
 import { TypeUrl, type ResourceObject } from '../xds/resources.js';
@@ -104,6 +104,8 @@ export class IncrementalTranslator {
     snapshot: Snapshot;
     rules: RuleSet;
     routingTags: readonly string[] | undefined;
+    /** The registry's services the snapshot was made from. */
+    registry: ReadonlyMap<string, Service>;
     /** Mutated only once a next snapshot is made: it always describes `snapshot`. */
     services: Map<string, ServiceEntry>;
     /** Mirror and JWKS clusters, by name. */
@@ -141,7 +143,7 @@ export class IncrementalTranslator {
       const resources = this.shared(model);
       const snapshot = Snapshot.create(resources);
       const extras = new Map(this.extras(model).map((r) => [r.name, r])); // cached: the mirrors' clusters are built once
-      this.published = { snapshot, rules, routingTags: registry.routingTags, services: new Map(this.services), extras };
+      this.published = { snapshot, rules, routingTags: registry.routingTags, registry: registry.services, services: new Map(this.services), extras };
       this.bumpEpoch(registry);
       return snapshot;
     }
@@ -154,9 +156,19 @@ export class IncrementalTranslator {
     const release = (r: Resource): void => {
       released.add(`${r.typeUrl} ${r.name}`);
     };
-    for (const name of registry.services.keys()) {
-      const entry = this.service(registry, name, rules);
+    // Same rules and routing tags as last time (else the whole build above): a service
+    // with the same instances has the same entry. The source may say which those are.
+    const moved: string[] = [];
+    if (registry.changes?.since === last.registry) {
+      for (const name of registry.changes.services) if (registry.services.has(name)) moved.push(name);
+    } else {
+      registry.services.forEach((service, name) => {
+        if (last.services.get(name)?.instances !== service.instances) moved.push(name);
+      });
+    }
+    for (const name of moved) {
       const before = last.services.get(name);
+      const entry = this.service(registry, name, rules);
       if (entry === before) continue;
       changed.push([name, entry]);
       if (!before || !sameSet(before.live, entry.live)) routing = true;
@@ -200,7 +212,7 @@ export class IncrementalTranslator {
       if (entry) last.services.set(name, entry);
       else last.services.delete(name);
     }
-    this.published = { ...last, snapshot, extras };
+    this.published = { ...last, registry: registry.services, snapshot, extras };
     if (routing) this.bumpEpoch(registry);
     else this.epochRegistry = registry;
     return snapshot;

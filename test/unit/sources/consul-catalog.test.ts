@@ -332,6 +332,21 @@ describe('ConsulCatalogSource', () => {
     await delay(200);
     expect(updates).toHaveLength(2);
     expect(summary(updates[1])).toEqual({ api: ['api-1@127.0.0.1:5[]'], web: ['web-1@127.0.0.1:5[]'] });
+    expect(updates[0]!.changes).toBeUndefined(); // the first registry is whole
+    expect(updates[1]!.changes?.since).toBe(updates[0]!.services);
+    expect([...updates[1]!.changes!.services].sort()).toEqual(['api', 'web']);
+  });
+
+  it('says which services changed, and keeps the objects of the others', async () => {
+    const fake = await apiAndWeb();
+    const { updates } = await started(fake);
+    await settled(fake, 3);
+    fake.set(healthPath('web'), [instance('web-1', { port: 7001 })]);
+    await waitFor(() => updates.length === 2, { description: 'the registry with web moved' });
+    const [first, second] = [updates[0]!, updates[1]!];
+    expect(second.changes?.since).toBe(first.services);
+    expect([...second.changes!.services]).toEqual(['web']);
+    expect(second.services.get('api')).toBe(first.services.get('api'));
   });
 
   it('never holds a change longer than maxHoldMs while changes keep coming', async () => {
@@ -457,6 +472,7 @@ describe('ConsulCatalogSource', () => {
     fake.set(catalogPath, catalog('api'));
     await waitFor(() => updates.length === 2, { description: 'the registry without web' });
     expect(summary(updates[1])).toEqual({ api: ['api-1@127.0.0.1:8080[]'] });
+    expect([...updates[1]!.changes!.services]).toEqual(['web']);
     await settled(fake, 2);
     const webReads = fake.requestsTo(healthPath('web')).length;
     fake.set(healthPath('web'), [instance('web-1')]);
@@ -474,6 +490,7 @@ describe('ConsulCatalogSource', () => {
     await waitFor(() => updates.length === 2, { description: 'the registry with db' });
     expect(Object.keys(summary(updates[1]))).toEqual(['api', 'db', 'web']);
     expect(summary(updates[1]).db).toEqual(['db-1@127.0.0.1:5432[]']);
+    expect([...updates[1]!.changes!.services]).toEqual(['db']);
   });
 
   it('waits for every service before the first registry', async () => {

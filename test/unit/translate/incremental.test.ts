@@ -107,6 +107,21 @@ describe('IncrementalTranslator', () => {
     expect(t.forProxy(moved, edge, 'g')).toBe(routesFirst);
   });
 
+  it('looks only at the services a registry says changed, and walks them all when it says nothing', () => {
+    const web = [instance('w1', 3)];
+    const base: Model = { registry: registry({ api: [instance('a1', 1)], web }), rules: rules(RULES) };
+    const movedServices = registry({ api: [instance('a1', 2)], web }).services;
+    const told = new IncrementalTranslator();
+    told.sharedSnapshot(base);
+    // A source that names only `web` (wrongly) is believed: `api`'s move goes unseen.
+    const misled = told.sharedSnapshot({ ...base, registry: { services: movedServices, changes: { since: base.registry.services, services: new Set(['web']) } } });
+    expect(misled.resources(TypeUrl.ClusterLoadAssignment).get('api')).toBe(told.sharedSnapshot(base).resources(TypeUrl.ClusterLoadAssignment).get('api'));
+    const walked = new IncrementalTranslator();
+    walked.sharedSnapshot(base);
+    const seen = walked.sharedSnapshot({ ...base, registry: { services: movedServices, changes: { since: new Map(), services: new Set(['web']) } } });
+    expect(seen.resources(TypeUrl.ClusterLoadAssignment).get('api')!.version).not.toBe(misled.resources(TypeUrl.ClusterLoadAssignment).get('api')!.version);
+  });
+
   it('refuses a change that would give two clusters one name, and keeps deriving from the last good snapshot', () => {
     const t = new IncrementalTranslator();
     const model: Model = { registry: registry({ api: [instance('a1', 1, ['beta'])] }), rules: emptyRuleSet() };
