@@ -1,27 +1,34 @@
 // A resource encoded once: the `Any` bytes, a content-hash version, and (built on first
 // use, then shared by every stream) the exact bytes it takes inside a SotW or delta
 // response. Nothing about a resource is ever encoded per stream.
-import { createHash } from 'node:crypto';
+import { Buffer } from 'node:buffer';
+import { createHash, hash } from 'node:crypto';
 import protobuf from 'protobufjs';
-import { encodeAny, encodeMessage, resourceName, type ResourceObject, type ResourceTypeUrl } from './resources.js';
+import { encodeMessage, resourceName, type ResourceObject, type ResourceTypeUrl } from './resources.js';
 import { referencesOf, type Reference } from './references.js';
+import { putVarint, varintSize } from './proto-writer.js';
 
 /** 16 hex characters of SHA-256: collisions are not a practical concern at our scale. */
 export function contentHash(...parts: (string | Uint8Array)[]): string {
-  const hash = createHash('sha256');
-  for (const p of parts) hash.update(p);
-  return hash.digest('hex').slice(0, 16);
+  if (parts.length === 1) return hash('sha256', parts[0]!, 'hex').slice(0, 16);
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex').slice(0, 16);
 }
 
+/** The UTF-8 bytes of each type URL, as an `Any` carries them. */
+const typeUrlBytes = new Map<string, Buffer>();
+
 export class Resource {
-  private sotw?: Uint8Array;
   private delta?: Uint8Array;
   private tokenValue?: bigint;
 
   private constructor(
     readonly typeUrl: ResourceTypeUrl,
     readonly name: string,
-    /** The encoded `google.protobuf.Any`. */
+    /** `DiscoveryResponse.resources` entry: field 2, length-delimited Any. */
+    private readonly sotw: Uint8Array,
+    /** The encoded `google.protobuf.Any`: a view of `sotw`. */
     readonly any: Uint8Array,
     /** Hash of the encoded message: equal in every process for equal content. */
     readonly version: string,
@@ -36,21 +43,44 @@ export class Resource {
     } catch (err) {
       throw new Error(`resource "${name}": ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    return new Resource(typeUrl, name, encodeAny(typeUrl, bytes), contentHash(bytes), referencesOf(typeUrl, object));
+    return Resource.fromMessage(typeUrl, name, bytes, referencesOf(typeUrl, object));
   }
 
   /**
-   * This resource's share of a type version: 64 bits of a hash of its name and version.
-   * Type versions add these up (see cache.ts versionOf), so they need no sorting.
+   * A resource from its encoded message, which must encode `name` (every resource type
+   * carries its name as field 1, so the version tells resources apart as well as contents).
+   * The SotW entry, the Any inside it and the message inside that share one buffer.
+   */
+  static fromMessage(typeUrl: ResourceTypeUrl, name: string, message: Uint8Array, references: readonly Reference[]): Resource {
+    let url = typeUrlBytes.get(typeUrl);
+    if (!url) typeUrlBytes.set(typeUrl, (url = Buffer.from(typeUrl, 'utf8')));
+    // Any { string type_url = 1; bytes value = 2; }
+    const anyLength = 1 + varintSize(url.length) + url.length + 1 + varintSize(message.length) + message.length;
+    const sotw = Buffer.allocUnsafe(1 + varintSize(anyLength) + anyLength);
+    sotw[0] = (2 << 3) | 2;
+    const anyStart = putVarint(sotw, 1, anyLength);
+    sotw[anyStart] = (1 << 3) | 2;
+    let pos = putVarint(sotw, anyStart + 1, url.length);
+    url.copy(sotw, pos);
+    pos += url.length;
+    sotw[pos] = (2 << 3) | 2;
+    pos = putVarint(sotw, pos + 1, message.length);
+    sotw.set(message, pos);
+    return new Resource(typeUrl, name, sotw, sotw.subarray(anyStart), contentHash(message), references);
+  }
+
+  /**
+   * This resource's share of a type version: 64 bits of its version. Type versions add
+   * these up (see cache.ts versionOf), so they need no sorting. The version hashes bytes
+   * that hold the name, so two resources of one type never share a token by design.
    */
   token(): bigint {
-    this.tokenValue ??= BigInt(`0x${contentHash(this.name, '\u0000', this.version)}`);
+    this.tokenValue ??= BigInt(`0x${this.version}`);
     return this.tokenValue;
   }
 
   /** `DiscoveryResponse.resources` entry: field 2, length-delimited Any. */
   sotwEntry(): Uint8Array {
-    this.sotw ??= protobuf.Writer.create().uint32((2 << 3) | 2).bytes(this.any).finish();
     return this.sotw;
   }
 
