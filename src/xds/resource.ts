@@ -16,24 +16,42 @@ export function contentHash(...parts: (string | Uint8Array)[]): string {
   return h.digest('hex').slice(0, 16);
 }
 
-/** The UTF-8 bytes of each type URL, as an `Any` carries them. */
-const typeUrlBytes = new Map<string, Buffer>();
+/** Per type URL, an Any's first field: `type_url` (field 1), tag and length included. */
+const typeUrlFields = new Map<string, Buffer>();
+function typeUrlField(typeUrl: string): Buffer {
+  let field = typeUrlFields.get(typeUrl);
+  if (!field) {
+    const url = Buffer.from(typeUrl, 'utf8');
+    field = Buffer.alloc(1 + varintSize(url.length) + url.length);
+    field[0] = (1 << 3) | 2;
+    url.copy(field, putVarint(field, 1, url.length));
+    typeUrlFields.set(typeUrl, field);
+  }
+  return field;
+}
 
 export class Resource {
   private delta?: Uint8Array;
   private tokenValue?: bigint;
+  private anyView?: Uint8Array;
 
   private constructor(
     readonly typeUrl: ResourceTypeUrl,
     readonly name: string,
     /** `DiscoveryResponse.resources` entry: field 2, length-delimited Any. */
     private readonly sotw: Uint8Array,
-    /** The encoded `google.protobuf.Any`: a view of `sotw`. */
-    readonly any: Uint8Array,
+    /** Where the Any starts in `sotw`. */
+    private readonly anyStart: number,
     /** Hash of the encoded message: equal in every process for equal content. */
     readonly version: string,
     readonly references: readonly Reference[],
   ) {}
+
+  /** The encoded `google.protobuf.Any`: a view of the SotW entry, made on first use. */
+  get any(): Uint8Array {
+    this.anyView ??= this.sotw.subarray(this.anyStart);
+    return this.anyView;
+  }
 
   static fromObject(typeUrl: ResourceTypeUrl, object: ResourceObject): Resource {
     const name = resourceName(typeUrl, object);
@@ -47,26 +65,32 @@ export class Resource {
   }
 
   /**
-   * A resource from its encoded message, which must encode `name` (every resource type
-   * carries its name as field 1, so the version tells resources apart as well as contents).
-   * The SotW entry, the Any inside it and the message inside that share one buffer.
+   * A resource from its encoded message, given in one or more parts laid end to end.
+   * The message must encode `name` (every resource type carries its name as field 1, so
+   * the version tells resources apart as well as contents). The SotW entry, the Any
+   * inside it and the message inside that share one buffer.
    */
-  static fromMessage(typeUrl: ResourceTypeUrl, name: string, message: Uint8Array, references: readonly Reference[]): Resource {
-    let url = typeUrlBytes.get(typeUrl);
-    if (!url) typeUrlBytes.set(typeUrl, (url = Buffer.from(typeUrl, 'utf8')));
+  static fromMessage(typeUrl: ResourceTypeUrl, name: string, message: Uint8Array | readonly Uint8Array[], references: readonly Reference[]): Resource {
+    const parts = message instanceof Uint8Array ? [message] : message;
+    let length = 0;
+    for (const part of parts) length += part.length;
+    const urlField = typeUrlField(typeUrl);
     // Any { string type_url = 1; bytes value = 2; }
-    const anyLength = 1 + varintSize(url.length) + url.length + 1 + varintSize(message.length) + message.length;
+    const anyLength = urlField.length + 1 + varintSize(length) + length;
     const sotw = Buffer.allocUnsafe(1 + varintSize(anyLength) + anyLength);
     sotw[0] = (2 << 3) | 2;
     const anyStart = putVarint(sotw, 1, anyLength);
-    sotw[anyStart] = (1 << 3) | 2;
-    let pos = putVarint(sotw, anyStart + 1, url.length);
-    url.copy(sotw, pos);
-    pos += url.length;
+    sotw.set(urlField, anyStart);
+    let pos = anyStart + urlField.length;
     sotw[pos] = (2 << 3) | 2;
-    pos = putVarint(sotw, pos + 1, message.length);
-    sotw.set(message, pos);
-    return new Resource(typeUrl, name, sotw, sotw.subarray(anyStart), contentHash(message), references);
+    const messageStart = putVarint(sotw, pos + 1, length);
+    pos = messageStart;
+    for (const part of parts) {
+      sotw.set(part, pos);
+      pos += part.length;
+    }
+    const version = contentHash(parts.length === 1 ? parts[0]! : sotw.subarray(messageStart));
+    return new Resource(typeUrl, name, sotw, anyStart, version, references);
   }
 
   /**
