@@ -9,7 +9,7 @@ import { Buffer } from 'node:buffer';
 import protobuf from 'protobufjs';
 import { TypeUrl, encodeMessage, resourceName, type ResourceObject, type ResourceTypeUrl } from '../xds/resources.js';
 import { Resource } from '../xds/resource.js';
-import { referencesOf } from '../xds/references.js';
+import { referencesOf, type Reference } from '../xds/references.js';
 import { validateResource } from '../xds/pgv.js';
 import { fastMessage, fastVirtualHostEntry } from './fast-encode.js';
 
@@ -49,9 +49,14 @@ function genericResource(typeUrl: ResourceTypeUrl, object: ResourceObject): Reso
   return Resource.fromObject(typeUrl, object);
 }
 
+/** What an endpoint set refers to: nothing (see references.ts), shared by all of them. */
+const NO_REFERENCES: readonly Reference[] = Object.freeze([]);
+
 function fastResource(typeUrl: ResourceTypeUrl, object: ResourceObject): Resource | undefined {
   const message = fastMessage(typeUrl, object);
-  return message && Resource.fromMessage(typeUrl, resourceName(typeUrl, object), message, referencesOf(typeUrl, object));
+  if (!message) return undefined;
+  const references = typeUrl === TypeUrl.ClusterLoadAssignment ? NO_REFERENCES : referencesOf(typeUrl, object);
+  return Resource.fromMessage(typeUrl, resourceName(typeUrl, object), message, references);
 }
 
 // ---------------------------------------------------------------------------------
@@ -59,30 +64,39 @@ function fastResource(typeUrl: ResourceTypeUrl, object: ResourceObject): Resourc
 
 const VIRTUAL_HOST = 'type.googleapis.com/envoy.config.route.v3.VirtualHost';
 
-/**
- * Each virtual host object's checked entry (field 2 of RouteConfiguration), or null
- * when it fails a check. Translated objects are never changed once built, and the
- * incremental translator hands the same virtual host object to every rebuild that
- * leaves its service's routing alone: its identity stands for its content.
- */
-const virtualHostEntries = new WeakMap<object, Uint8Array | null>();
+/** A virtual host, checked and encoded: its entry, and the clusters its routes name. */
+interface VirtualHostEntry {
+  readonly bytes: Uint8Array;
+  readonly clusters: readonly string[];
+}
 
-function virtualHostEntry(vhost: unknown): Uint8Array | null {
+/**
+ * Each virtual host object's checked entry, or null when it fails a check. Translated
+ * objects are never changed once built, and the incremental translator hands the same
+ * virtual host object to every rebuild that leaves its service's routing alone: its
+ * identity stands for its content.
+ */
+const virtualHostEntries = new WeakMap<object, VirtualHostEntry | null>();
+
+function virtualHostEntry(vhost: unknown): VirtualHostEntry | null {
   if (typeof vhost !== 'object' || vhost === null || Array.isArray(vhost)) return null;
   let entry = virtualHostEntries.get(vhost);
   if (entry === undefined) {
-    const fast = fastVirtualHostEntry(vhost as ResourceObject);
-    entry = fast ? Buffer.from(fast) : checkedVirtualHostEntry(vhost as ResourceObject);
+    const clusters: string[] = [];
+    const fast = fastVirtualHostEntry(vhost as ResourceObject, clusters);
+    entry = fast ? { bytes: Buffer.from(fast), clusters } : checkedVirtualHostEntry(vhost as ResourceObject);
     virtualHostEntries.set(vhost, entry);
   }
   return entry;
 }
 
 /** The generic path for one virtual host: the same checks and encoding, one host at a time. */
-function checkedVirtualHostEntry(vhost: ResourceObject): Uint8Array | null {
+function checkedVirtualHostEntry(vhost: ResourceObject): VirtualHostEntry | null {
   if (validateResource(VIRTUAL_HOST, vhost).length > 0) return null;
   try {
-    return protobuf.Writer.create().uint32((2 << 3) | 2).bytes(encodeMessage(VIRTUAL_HOST, vhost)).finish();
+    const bytes = protobuf.Writer.create().uint32((2 << 3) | 2).bytes(encodeMessage(VIRTUAL_HOST, vhost)).finish();
+    const clusters = referencesOf(TypeUrl.RouteConfiguration, { virtual_hosts: [vhost] }).map((r) => r.name);
+    return { bytes, clusters };
   } catch {
     return null;
   }
@@ -101,10 +115,14 @@ function assembledRouteConfiguration(object: ResourceObject): Resource | undefin
   for (const _ in object) keys++;
   if (typeof name !== 'string' || name === '' || !Array.isArray(vhosts) || keys !== 2) return undefined;
   const parts: Uint8Array[] = [protobuf.Writer.create().uint32((1 << 3) | 2).string(name).finish()];
+  const clusters = new Set<string>();
   for (const vhost of vhosts) {
     const entry = virtualHostEntry(vhost);
     if (!entry) return undefined;
-    parts.push(entry);
+    parts.push(entry.bytes);
+    for (const c of entry.clusters) clusters.add(c);
   }
-  return Resource.fromMessage(TypeUrl.RouteConfiguration, name, parts, referencesOf(TypeUrl.RouteConfiguration, object));
+  // As referencesOf lists them: each cluster once, in the order routes first name them.
+  const references = [...clusters].map((c) => ({ typeUrl: TypeUrl.Cluster, name: c }));
+  return Resource.fromMessage(TypeUrl.RouteConfiguration, name, parts, references);
 }

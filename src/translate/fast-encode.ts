@@ -30,13 +30,14 @@ export function fastMessage(typeUrl: string, object: Obj): Uint8Array | undefine
 /**
  * A virtual host as a RouteConfiguration carries it (field 2, length-delimited), in a
  * shape this module knows, after its checks; undefined otherwise. A view valid until
- * the next call.
+ * the next call. `clusters` receives the names of the clusters its routes send to (or
+ * mirror to), in the order references.ts lists a route configuration's references.
  */
-export function fastVirtualHostEntry(object: Obj): Uint8Array | undefined {
+export function fastVirtualHostEntry(object: Obj, clusters: string[] = []): Uint8Array | undefined {
   const w = writer;
   w.reset();
   const mark = w.begin(2);
-  if (!virtualHost(w, object)) return undefined;
+  if (!virtualHost(w, object, clusters)) return undefined;
   w.end(mark);
   return w.ok ? w.view() : undefined;
 }
@@ -359,7 +360,7 @@ function lbEndpoint(w: ProtoWriter, v: unknown): boolean {
 // ---------------------------------------------------------------------------------
 // envoy.config.route.v3.VirtualHost
 
-function virtualHost(w: ProtoWriter, v: Obj): boolean {
+function virtualHost(w: ProtoWriter, v: Obj, clusters: string[]): boolean {
   let known = 2;
   // 1 name: min_len 1
   if (!nonEmpty(v.name)) return false;
@@ -374,13 +375,13 @@ function virtualHost(w: ProtoWriter, v: Obj): boolean {
   // 3 routes
   if (v.routes !== undefined) {
     if (!Array.isArray(v.routes)) return false;
-    for (const r of v.routes) if (!route(w, r)) return false;
+    for (const r of v.routes) if (!route(w, r, clusters)) return false;
     known++;
   }
   return known === keyCount(v);
 }
 
-function route(w: ProtoWriter, v: unknown): boolean {
+function route(w: ProtoWriter, v: unknown, clusters: string[]): boolean {
   if (!isObj(v)) return false;
   const mark = w.begin(3);
   let known = 2;
@@ -388,7 +389,7 @@ function route(w: ProtoWriter, v: unknown): boolean {
   if (!routeMatch(w, v.match)) return false;
   // 2 route | 7 direct_response: the required oneof action
   if (v.route !== undefined && v.direct_response === undefined) {
-    if (!routeAction(w, v.route)) return false;
+    if (!routeAction(w, v.route, clusters)) return false;
   } else if (v.direct_response !== undefined && v.route === undefined) {
     if (!directResponse(w, v.direct_response)) return false;
   } else return false;
@@ -466,7 +467,7 @@ function stringMatcher(w: ProtoWriter, field: number, v: unknown): boolean {
   return true;
 }
 
-function routeAction(w: ProtoWriter, v: unknown): boolean {
+function routeAction(w: ProtoWriter, v: unknown, clusters: string[]): boolean {
   if (!isObj(v)) return false;
   const mark = w.begin(2);
   let known = 1;
@@ -474,13 +475,14 @@ function routeAction(w: ProtoWriter, v: unknown): boolean {
   if (v.cluster !== undefined && v.weighted_clusters === undefined) {
     if (!nonEmpty(v.cluster)) return false;
     w.string(1, v.cluster);
+    clusters.push(v.cluster);
   } else if (v.weighted_clusters !== undefined && v.cluster === undefined) {
-    if (!weightedClusters(w, v.weighted_clusters)) return false;
+    if (!weightedClusters(w, v.weighted_clusters, clusters)) return false;
   } else return false;
   // 30 request_mirror_policies
   if (v.request_mirror_policies !== undefined) {
     if (!Array.isArray(v.request_mirror_policies)) return false;
-    for (const p of v.request_mirror_policies) if (!mirrorPolicy(w, p)) return false;
+    for (const p of v.request_mirror_policies) if (!mirrorPolicy(w, p, clusters)) return false;
     known++;
   }
   w.end(mark);
@@ -488,7 +490,7 @@ function routeAction(w: ProtoWriter, v: unknown): boolean {
 }
 
 /** `{clusters: [{name, weight: {value}}]}`: clusters min_items 1. */
-function weightedClusters(w: ProtoWriter, v: unknown): boolean {
+function weightedClusters(w: ProtoWriter, v: unknown, clusters: string[]): boolean {
   if (!isObj(v) || !Array.isArray(v.clusters) || v.clusters.length === 0 || keyCount(v) !== 1) return false;
   const mark = w.begin(3);
   for (const c of v.clusters) {
@@ -497,6 +499,7 @@ function weightedClusters(w: ProtoWriter, v: unknown): boolean {
     if (!isUint32(value) || keyCount(c.weight) !== 1) return false;
     const entry = w.begin(1);
     w.string(1, c.name);
+    if (c.name !== '') clusters.push(c.name);
     const weight = w.begin(2);
     w.uint(1, value);
     w.end(weight);
@@ -507,7 +510,7 @@ function weightedClusters(w: ProtoWriter, v: unknown): boolean {
 }
 
 /** `{cluster, runtime_fraction: {default_value: {numerator, denominator}}}`. */
-function mirrorPolicy(w: ProtoWriter, v: unknown): boolean {
+function mirrorPolicy(w: ProtoWriter, v: unknown, clusters: string[]): boolean {
   if (!isObj(v) || typeof v.cluster !== 'string' || !isObj(v.runtime_fraction) || keyCount(v) !== 2) return false;
   const fraction = v.runtime_fraction;
   // default_value: required
@@ -518,6 +521,7 @@ function mirrorPolicy(w: ProtoWriter, v: unknown): boolean {
   if (numerator !== undefined && !isUint32(numerator)) return false;
   const mark = w.begin(30);
   w.string(1, v.cluster);
+  if (v.cluster !== '') clusters.push(v.cluster);
   const runtime = w.begin(3);
   const percent = w.begin(1);
   if (numerator !== undefined) w.uint(1, numerator);

@@ -216,7 +216,12 @@ describe('the translator through checkedResource', () => {
   const objects = goldenObjects();
 
   it('gives the bytes of the generic path for every golden case', () => {
-    for (const [, o] of objects) expect(hex(checkedResource(o.typeUrl, o.object).any)).toBe(hex(Resource.fromObject(o.typeUrl, o.object).any));
+    for (const [, o] of objects) {
+      const fast = checkedResource(o.typeUrl, o.object);
+      const generic = Resource.fromObject(o.typeUrl, o.object);
+      expect(hex(fast.any)).toBe(hex(generic.any));
+      expect(fast.references).toEqual(generic.references);
+    }
   });
 
   it('takes the fast path for every cluster, endpoint set and virtual host the builders make in bulk', () => {
@@ -392,7 +397,17 @@ describe('generated inputs', () => {
         routes: Array.from({ length: next(3) }, () => ({
           name: text(),
           match: { prefix: text(), headers: Array.from({ length: next(2) }, () => ({ name: text(), string_match: { exact: text() }, invert_match: next(2) === 0 })) },
-          ...(next(2) === 0 ? { route: { cluster: text() } } : { direct_response: { status: number() } }),
+          ...[
+            () => ({ route: { cluster: text() } }),
+            () => ({ route: { weighted_clusters: { clusters: Array.from({ length: next(3) }, () => ({ name: text(), weight: { value: number() } })) } } }),
+            () => ({
+              route: {
+                cluster: text(),
+                request_mirror_policies: Array.from({ length: next(3) }, () => ({ cluster: text(), runtime_fraction: { default_value: { numerator: number(), denominator: 'MILLION' } } })),
+              },
+            }),
+            () => ({ direct_response: { status: number() } }),
+          ][next(4)]!(),
         })),
       };
       const object = { name: 'rc', virtual_hosts: [vhost] };
@@ -400,7 +415,9 @@ describe('generated inputs', () => {
       if (entry) {
         fast++;
         expect(validateResource(VIRTUAL_HOST, vhost)).toEqual([]);
-        expect(hex(checkedResource(TypeUrl.RouteConfiguration, object).any)).toBe(hex(Resource.fromObject(TypeUrl.RouteConfiguration, object).any));
+        const resource = checkedResource(TypeUrl.RouteConfiguration, object);
+        expect(hex(resource.any)).toBe(hex(Resource.fromObject(TypeUrl.RouteConfiguration, object).any));
+        expect(resource.references).toEqual(Resource.fromObject(TypeUrl.RouteConfiguration, object).references);
       } else expectSameOutcome(TypeUrl.RouteConfiguration, object);
     }
     expect(fast).toBeGreaterThan(300);
