@@ -1,8 +1,17 @@
 // From a translated object to an encoded Resource, after checking it against the
 // constraints Envoy declares (PGV): a configuration Envoy would reject never leaves.
-import type { ResourceObject, ResourceTypeUrl } from '../xds/resources.js';
+//
+// The shapes the builders produce in bulk (clusters, endpoints, virtual hosts) take a
+// fast path that checks and writes in one pass (fast-encode.ts); anything it does not
+// know, or would refuse, takes the generic path: validateResource, then protobufjs.
+// A refusal is therefore always reported by the generic path, with the same words.
+import { Buffer } from 'node:buffer';
+import protobuf from 'protobufjs';
+import { TypeUrl, encodeMessage, resourceName, type ResourceObject, type ResourceTypeUrl } from '../xds/resources.js';
 import { Resource } from '../xds/resource.js';
+import { referencesOf, type Reference } from '../xds/references.js';
 import { validateResource } from '../xds/pgv.js';
+import { fastMessage, fastVirtualHostEntry } from './fast-encode.js';
 
 export class EnvoyConstraintError extends Error {
   constructor(readonly problems: string[]) {
@@ -28,9 +37,92 @@ function describeViolation(typeUrl: ResourceTypeUrl, object: ResourceObject, pat
 
 /** Encodes a resource after checking it against Envoy's declared constraints. */
 export function checkedResource(typeUrl: ResourceTypeUrl, object: ResourceObject): Resource {
+  const fast = typeUrl === TypeUrl.RouteConfiguration ? assembledRouteConfiguration(object) : fastResource(typeUrl, object);
+  return fast ?? genericResource(typeUrl, object);
+}
+
+function genericResource(typeUrl: ResourceTypeUrl, object: ResourceObject): Resource {
   const violations = validateResource(typeUrl, object);
   if (violations.length > 0) {
     throw new EnvoyConstraintError(violations.map((v) => `${describeViolation(typeUrl, object, v.path)}: ${v.message} (${v.rule})`));
   }
   return Resource.fromObject(typeUrl, object);
+}
+
+/** What an endpoint set refers to: nothing (see references.ts), shared by all of them. */
+const NO_REFERENCES: readonly Reference[] = Object.freeze([]);
+
+function fastResource(typeUrl: ResourceTypeUrl, object: ResourceObject): Resource | undefined {
+  const message = fastMessage(typeUrl, object);
+  if (!message) return undefined;
+  const references = typeUrl === TypeUrl.ClusterLoadAssignment ? NO_REFERENCES : referencesOf(typeUrl, object);
+  return Resource.fromMessage(typeUrl, resourceName(typeUrl, object), message, references);
+}
+
+// ---------------------------------------------------------------------------------
+// Route configurations: one per listener, holding every service's virtual host
+
+const VIRTUAL_HOST = 'type.googleapis.com/envoy.config.route.v3.VirtualHost';
+
+/** A virtual host, checked and encoded: its entry, and the clusters its routes name. */
+interface VirtualHostEntry {
+  readonly bytes: Uint8Array;
+  readonly clusters: readonly string[];
+}
+
+/**
+ * Each virtual host object's checked entry, or null when it fails a check. Translated
+ * objects are never changed once built, and the incremental translator hands the same
+ * virtual host object to every rebuild that leaves its service's routing alone: its
+ * identity stands for its content.
+ */
+const virtualHostEntries = new WeakMap<object, VirtualHostEntry | null>();
+
+function virtualHostEntry(vhost: unknown): VirtualHostEntry | null {
+  if (typeof vhost !== 'object' || vhost === null || Array.isArray(vhost)) return null;
+  let entry = virtualHostEntries.get(vhost);
+  if (entry === undefined) {
+    const clusters: string[] = [];
+    const fast = fastVirtualHostEntry(vhost as ResourceObject, clusters);
+    entry = fast ? { bytes: Buffer.from(fast), clusters } : checkedVirtualHostEntry(vhost as ResourceObject);
+    virtualHostEntries.set(vhost, entry);
+  }
+  return entry;
+}
+
+/** The generic path for one virtual host: the same checks and encoding, one host at a time. */
+function checkedVirtualHostEntry(vhost: ResourceObject): VirtualHostEntry | null {
+  if (validateResource(VIRTUAL_HOST, vhost).length > 0) return null;
+  try {
+    const bytes = protobuf.Writer.create().uint32((2 << 3) | 2).bytes(encodeMessage(VIRTUAL_HOST, vhost)).finish();
+    const clusters = referencesOf(TypeUrl.RouteConfiguration, { virtual_hosts: [vhost] }).map((r) => r.name);
+    return { bytes, clusters };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `{name, virtual_hosts}` (the rules PGV has for a route configuration sit on fields it
+ * does not set) from its name and its virtual hosts' entries, in field order as
+ * protobufjs writes it. Undefined when anything fails: the generic path then checks the
+ * whole configuration, so the error names each problem by its full path
+ * (`virtual_hosts[3].routes[0]…`).
+ */
+function assembledRouteConfiguration(object: ResourceObject): Resource | undefined {
+  const { name, virtual_hosts: vhosts } = object;
+  let keys = 0;
+  for (const _ in object) keys++;
+  if (typeof name !== 'string' || name === '' || !Array.isArray(vhosts) || keys !== 2) return undefined;
+  const parts: Uint8Array[] = [protobuf.Writer.create().uint32((1 << 3) | 2).string(name).finish()];
+  const clusters = new Set<string>();
+  for (const vhost of vhosts) {
+    const entry = virtualHostEntry(vhost);
+    if (!entry) return undefined;
+    parts.push(entry.bytes);
+    for (const c of entry.clusters) clusters.add(c);
+  }
+  // As referencesOf lists them: each cluster once, in the order routes first name them.
+  const references = [...clusters].map((c) => ({ typeUrl: TypeUrl.Cluster, name: c }));
+  return Resource.fromMessage(TypeUrl.RouteConfiguration, name, parts, references);
 }

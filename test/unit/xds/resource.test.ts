@@ -1,0 +1,38 @@
+import { createHash } from 'node:crypto';
+import protobuf from 'protobufjs';
+import { describe, expect, it } from 'vitest';
+import { Resource, contentHash } from '../../../src/xds/resource.js';
+import { TypeUrl, decodeAny, encodeAny, encodeMessage } from '../../../src/xds/resources.js';
+
+const cluster = { name: 'api.beta', type: 'EDS', eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' } }, connect_timeout: { seconds: 1 } };
+
+describe('Resource', () => {
+  it('carries the Any of the encoded message, and its SotW entry wraps exactly that Any', () => {
+    const r = Resource.fromObject(TypeUrl.Cluster, cluster);
+    const message = encodeMessage(TypeUrl.Cluster, cluster);
+    expect(Buffer.from(r.any)).toEqual(Buffer.from(encodeAny(TypeUrl.Cluster, message)));
+    expect(decodeAny(r.any)).toEqual({ typeUrl: TypeUrl.Cluster, value: Buffer.from(message) });
+    const entry = protobuf.Writer.create().uint32((2 << 3) | 2).bytes(r.any).finish();
+    expect(Buffer.from(r.sotwEntry())).toEqual(Buffer.from(entry));
+  });
+
+  it('frames messages whose lengths need multi-byte varints', () => {
+    const big = { ...cluster, name: 'x'.repeat(20_000) };
+    const r = Resource.fromObject(TypeUrl.Cluster, big);
+    expect(Buffer.from(r.any)).toEqual(Buffer.from(encodeAny(TypeUrl.Cluster, encodeMessage(TypeUrl.Cluster, big))));
+    expect(Buffer.from(r.sotwEntry())).toEqual(Buffer.from(protobuf.Writer.create().uint32(18).bytes(r.any).finish()));
+  });
+
+  it('versions by a SHA-256 of the message, and tokens by 64 bits of the version', () => {
+    const r = Resource.fromObject(TypeUrl.Cluster, cluster);
+    const expected = createHash('sha256').update(encodeMessage(TypeUrl.Cluster, cluster)).digest('hex').slice(0, 16);
+    expect(r.version).toBe(expected);
+    expect(r.token()).toBe(BigInt(`0x${expected}`));
+    const renamed = Resource.fromObject(TypeUrl.Cluster, { ...cluster, name: 'api.stable' });
+    expect(renamed.token()).not.toBe(r.token());
+  });
+
+  it('hashes several parts as one stream', () => {
+    expect(contentHash('ab', new Uint8Array([99]))).toBe(contentHash('abc'));
+  });
+});
