@@ -52,8 +52,8 @@ export function benchModel(shape: ModelShape): Model {
 
 /**
  * The registry after one instance changed: service `index`'s first instance moves to
- * another port. Every other service object is shared, as a source that keeps its
- * unchanged entries would hand it over.
+ * another port. Every other service object is shared, and the registry names the one
+ * that changed, as the Consul catalog source hands it over.
  */
 export function withInstanceMoved(registry: Registry, index: number, port: number): Registry {
   const name = serviceName(index);
@@ -61,5 +61,5 @@ export function withInstanceMoved(registry: Registry, index: number, port: numbe
   if (!service) throw new Error(`no service ${name}`);
   const services = new Map(registry.services);
   services.set(name, { name, instances: service.instances.map((inst, n) => (n === 0 ? instance(index, 1, port) : inst)) });
-  return { services };
+  return { services, changes: { since: registry.services, services: new Set([name]) } };
 }

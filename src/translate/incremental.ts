@@ -237,10 +237,13 @@ export class IncrementalTranslator {
   /** A service's virtual host, rebuilt only when what it depends on changed. */
   private vhost(name: string, rules: RuleSet, subsets: SubsetIndex, standIn: number | undefined): ResourceObject {
     const own = rules.services[name];
-    const liveness = targetsOf(own)
-      .map((t) => (subsets.hasInstances(t) ? '1' : '0'))
-      .join('');
-    const key = `${name}\u0000${standIn ?? ''}`;
+    // Most services have no rules: their host depends on nothing but the name and settings.
+    const liveness = own
+      ? targetsOf(own)
+          .map((t) => (subsets.hasInstances(t) ? '1' : '0'))
+          .join('')
+      : '';
+    const key = standIn === undefined ? name : `${name}\u0000${standIn}`;
     const cached = this.vhosts.get(key);
     if (cached && cached.rules === own && cached.settings === rules.settings && cached.liveness === liveness && cached.standIn === standIn) return cached.vhost;
     const vhost = buildVirtualHost(name, rules, subsets, { readOnlyStandIn: standIn });

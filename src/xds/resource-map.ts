@@ -140,18 +140,30 @@ export class ResourceMap implements ReadonlyMap<string, Resource> {
     return diff;
   }
 
-  *entries(): MapIterator<[string, Resource]> {
-    const changes = this.changes;
-    for (const entry of this.root) if (!changes?.has(entry[0])) yield entry;
-    if (changes) for (const [name, r] of changes) if (r) yield [name, r];
+  entries(): MapIterator<[string, Resource]> {
+    return this.changes ? this.overlaid() : this.root.entries();
   }
 
-  *keys(): MapIterator<string> {
-    for (const [name] of this.entries()) yield name;
+  keys(): MapIterator<string> {
+    return this.changes ? this.overlaidKeys() : this.root.keys();
   }
 
-  *values(): MapIterator<Resource> {
-    for (const [, r] of this.entries()) yield r;
+  values(): MapIterator<Resource> {
+    return this.changes ? this.overlaidValues() : this.root.values();
+  }
+
+  private *overlaid(): MapIterator<[string, Resource]> {
+    const changes = this.changes!;
+    for (const entry of this.root) if (!changes.has(entry[0])) yield entry;
+    for (const [name, r] of changes) if (r) yield [name, r];
+  }
+
+  private *overlaidKeys(): MapIterator<string> {
+    for (const [name] of this.overlaid()) yield name;
+  }
+
+  private *overlaidValues(): MapIterator<Resource> {
+    for (const [, r] of this.overlaid()) yield r;
   }
 
   [Symbol.iterator](): MapIterator<[string, Resource]> {
