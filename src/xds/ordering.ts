@@ -89,12 +89,22 @@ function walkClustersNeeded(r: Resource, snapshot: Snapshot): string[] {
  * routes back for as long as endpoints churn.
  */
 export function unmetClusters(pending: Iterable<Resource>, snapshot: Snapshot, client: ClientView): string[] {
+  const unmet = new Set<string>();
+  for (const list of unmetLists(pending, snapshot, client)) for (const name of list) unmet.add(name);
+  return [...unmet].sort();
+}
+
+/** Whether anything in `pending` waits (unmetClusters is not empty), without listing what. */
+export function anyUnmetCluster(pending: Iterable<Resource>, snapshot: Snapshot, client: ClientView): boolean {
+  for (const list of unmetLists(pending, snapshot, client)) if (list.length > 0) return true;
+  return false;
+}
+
+function* unmetLists(pending: Iterable<Resource>, snapshot: Snapshot, client: ClientView): Generator<readonly string[]> {
   const clusters = snapshot.resources(TypeUrl.Cluster);
   const ackedClusters = client.acked(TypeUrl.Cluster);
   const ackedEndpoints = client.acked(TypeUrl.ClusterLoadAssignment);
-  const unmet = new Set<string>();
-  for (const r of pending) for (const name of unmetFor(r, snapshot, clusters, ackedClusters, ackedEndpoints)) unmet.add(name);
-  return [...unmet].sort();
+  for (const r of pending) yield unmetFor(r, snapshot, clusters, ackedClusters, ackedEndpoints);
 }
 
 /**

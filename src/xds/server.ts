@@ -14,6 +14,12 @@ import type { Logger } from '../log.js';
 
 const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 const passThrough = (b: Buffer): Buffer => b;
+/**
+ * Streams that build and write their responses in one turn of the event loop. Each can
+ * take a millisecond (a 0.6 MB initial sync); bounding them bounds how long a storm of
+ * reconnecting proxies holds everything else up (ACKs, health checks, the admin API).
+ */
+const PUMPS_PER_TURN = 32;
 
 function adsMethod<Req>(name: string, decode: (b: Uint8Array) => Req): grpc.MethodDefinition<Req, Buffer> {
   return {
@@ -152,6 +158,7 @@ export class XdsServer implements StreamRegistry {
       groupOf: (node) => this.options.groupOf(node),
       controlPlaneId: this.options.controlPlaneId,
       dependencyTimeoutMs: this.options.dependencyTimeoutMs ?? 5_000,
+      pumpsPerTurn: PUMPS_PER_TURN,
     });
     this.live.set(id, { stream, call: call });
     const finish = (reason: string): void => {

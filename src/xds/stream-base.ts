@@ -5,7 +5,7 @@ import type { ConfigWatcher, Snapshot } from './cache.js';
 import type { StreamKind, XdsCallbacks } from './callbacks.js';
 import type { Node } from './wire.js';
 import type { Logger } from '../log.js';
-import { unmetClusters, type ClientView } from './ordering.js';
+import { anyUnmetCluster, unmetClusters, type ClientView } from './ordering.js';
 import type { Resource } from './resource.js';
 import { TypeUrl, type ResourceTypeUrl } from './resources.js';
 
@@ -30,6 +30,31 @@ export interface StreamOptions {
    * anyway, so a proxy that never acknowledges cannot hold its routes back forever.
    */
   dependencyTimeoutMs: number;
+  /**
+   * At most this many streams are pumped at once in one turn of the event loop; the
+   * rest are pumped in later turns. Unset, every pump runs at once (tests drive
+   * streams synchronously).
+   */
+  pumpsPerTurn?: number;
+}
+
+/** Shared by every stream of the process: they share one event loop. */
+const turn = {
+  pumped: 0,
+  due: new Set<StreamBase>(),
+  next: undefined as NodeJS.Immediate | undefined,
+};
+
+function nextTurn(): void {
+  turn.next = undefined;
+  turn.pumped = 0;
+  for (const stream of turn.due) {
+    if (turn.pumped >= stream.pumpsPerTurn) break;
+    turn.due.delete(stream);
+    turn.pumped += 1;
+    stream.pumpDue();
+  }
+  if (turn.due.size > 0 || turn.pumped > 0) turn.next = setImmediate(nextTurn);
 }
 
 export abstract class StreamBase implements ClientView {
@@ -104,7 +129,35 @@ export abstract class StreamBase implements ClientView {
   /** Sends what is due, in push order, while the transport takes it. */
   protected abstract pumpOnce(): void;
 
+  /**
+   * Sends what is due. With `pumpsPerTurn` set (the server sets it), at once while this
+   * turn of the event loop has pumped fewer streams than that, otherwise in a later turn
+   * (each stream once, however many requests it sent meanwhile): a thousand proxies
+   * reconnecting together then cannot hold the event loop for all their responses.
+   */
   protected pump(): void {
+    if (this.closed || !this.writable || !this.node) return;
+    const budget = this.options.pumpsPerTurn;
+    if (budget === undefined) {
+      this.pumpOnce();
+      return;
+    }
+    if (turn.pumped < budget && turn.due.size === 0) {
+      turn.pumped += 1;
+      turn.next ??= setImmediate(nextTurn);
+      this.pumpOnce();
+      return;
+    }
+    turn.due.add(this);
+    turn.next ??= setImmediate(nextTurn);
+  }
+
+  get pumpsPerTurn(): number {
+    return this.options.pumpsPerTurn ?? Infinity;
+  }
+
+  /** Called for a stream whose pump was put off to this turn. */
+  pumpDue(): void {
     if (this.closed || !this.writable || !this.node) return;
     this.pumpOnce();
   }
@@ -133,8 +186,8 @@ export abstract class StreamBase implements ClientView {
   protected holdBack(held: { typeUrl: ResourceTypeUrl; heldSince?: number }, pending: Resource[], clientTakesAllClusters: boolean): boolean {
     if (held.typeUrl !== TypeUrl.Listener && held.typeUrl !== TypeUrl.RouteConfiguration) return false;
     if (!clientTakesAllClusters || !this.snapshot) return false;
-    const unmet = unmetClusters(pending, this.snapshot, this);
-    if (unmet.length === 0) return false;
+    // Most calls come while a proxy is still taking its clusters: say yes fast, list only to warn.
+    if (!anyUnmetCluster(pending, this.snapshot, this)) return false;
     const now = Date.now();
     held.heldSince ??= now;
     const waited = now - held.heldSince;
@@ -143,7 +196,7 @@ export abstract class StreamBase implements ClientView {
       return true;
     }
     this.options.logger.warn(
-      { stream_id: this.id, node_id: this.nodeId, type_url: held.typeUrl, clusters: unmet, waited_ms: waited },
+      { stream_id: this.id, node_id: this.nodeId, type_url: held.typeUrl, clusters: unmetClusters(pending, this.snapshot, this), waited_ms: waited },
       'sending without acknowledgement of the clusters it needs',
     );
     return false;
@@ -170,6 +223,7 @@ export abstract class StreamBase implements ClientView {
   close(reason?: string): void {
     if (this.closed) return;
     this.closed = true;
+    turn.due.delete(this);
     this.unwatch?.();
     if (this.gateTimer) clearTimeout(this.gateTimer);
     this.options.callbacks.onStreamClose({ stream_id: this.id, kind: this.kind, peer: this.peer, node_id: this.node?.id, reason });

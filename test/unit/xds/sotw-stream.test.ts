@@ -54,7 +54,8 @@ class SotwClient {
       nodeId = 'envoy-1',
       dependencyTimeoutMs = GATE_MS,
       userAgent = 'envoy',
-    }: { id?: number; nodeId?: string; dependencyTimeoutMs?: number; userAgent?: string } = {},
+      pumpsPerTurn,
+    }: { id?: number; nodeId?: string; dependencyTimeoutMs?: number; userAgent?: string; pumpsPerTurn?: number } = {},
   ) {
     this.node = { id: nodeId, cluster: 'ingress', user_agent_name: userAgent };
     this.stream = new SotwStream(id, 'sotw', `peer-${id}`, this.sink, {
@@ -64,6 +65,7 @@ class SotwClient {
       groupOf: () => GROUP,
       controlPlaneId: 'test',
       dependencyTimeoutMs,
+      pumpsPerTurn,
     });
   }
 
@@ -645,6 +647,19 @@ describe('SotW: encode once, flow control', () => {
     const latest = slow.only(EDS);
     expect(latest.resources[0]).toMatchObject({ endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { port_value: 9109 } } } }] }] });
     expect(latest.version).toBe(cache.get(GROUP)!.version(EDS));
+  });
+});
+
+describe('SotW: pumps per turn of the event loop', () => {
+  it('pumps the first streams at once and the others, once each, in the next turns', async () => {
+    const cache = cacheWith(ingressSnapshot());
+    const limited = [4, 5, 6].map((id) => new SotwClient(cache, { id, nodeId: `envoy-${id}`, pumpsPerTurn: 1 }));
+    for (const c of limited) c.request(CDS); // one stream per turn
+    expect(limited.map((c) => c.sink.writes.length)).toEqual([1, 0, 0]);
+    limited[1]!.request(EDS, { names: ['api.beta'] }); // a second request while waiting: still one pump
+    const deadline = Date.now() + 2_000;
+    while (limited.some((c) => c.sink.writes.length === 0) && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+    expect(limited.map((c) => c.replies().map((r) => r.typeUrl))).toEqual([[CDS], [CDS, EDS], [CDS]]);
   });
 });
 
