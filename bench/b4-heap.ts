@@ -1,5 +1,7 @@
 // What B4's per-stream memory is made of (not part of `npm run bench`: run it by hand,
-// `npx tsc -p tsconfig.bench.json && node --expose-gc dist/bench/bench/b4-heap.js [N]`).
+// `npx tsc -p tsconfig.bench.json && MALLOC_MMAP_THRESHOLD_=131072 node --expose-gc
+// dist/bench/bench/b4-heap.js [N]`; the allocator setting is B4's, see b4-memory.ts,
+// and only the RSS line depends on it).
 //
 // In one process: the 10,000-service snapshot, N idle streams (the step that absorbs
 // one-off costs), a heap snapshot, N more idle streams, a second heap snapshot. What

@@ -13,6 +13,10 @@
 // with the xDS server's options that only holds each call: what the transport alone
 // costs per idle stream, under which no xDS change can go.
 //
+// The measuring processes hold glibc's mmap threshold fixed (see measuringEnv), so
+// that RSS shows what the streams hold rather than where the allocator's high-water
+// mark happened to land; the notes say so.
+//
 // 10,000 streams that each take 6 MB are beyond a benchmark's minutes on two cores, so
 // the 10,000-stream figure is the RSS measured at the largest step plus the rest of
 // the streams at the measured slope, and it says which part is which.
@@ -30,7 +34,7 @@ import { median } from './lib/stats.js';
 
 const SERVICES = 10_000;
 /** Streams after each step; the slope is taken over all but the first. */
-const STEPS = parseSteps(process.env.BENCH_B4_STEPS ?? '40,80,120,160');
+const STEPS = parseSteps(process.env.BENCH_B4_STEPS ?? '40,60,80,100,120,140,160');
 /** The floor's steps: a bare stream has no 6 MB sync, so many more fit in the time. */
 const FLOOR_STEPS = parseSteps(process.env.BENCH_B4_FLOOR_STEPS ?? '300,600,900');
 const PROJECTED_STREAMS = 10_000;
@@ -50,17 +54,29 @@ interface RunResult {
 }
 
 /**
- * Which allocator settings the measuring processes inherit: glibc keeps freed memory
- * and grows its mmap threshold past the sync's large buffers unless told otherwise
- * (MALLOC_MMAP_THRESHOLD_), and RSS shows it.
+ * The measuring processes' environment. glibc raises its mmap threshold to the size of
+ * the largest block freed so far (up to 32 MB), so after the first sync its multi-MB
+ * buffers come from the heap, and what they leave there is kept: RSS then grows in
+ * jumps of tens of MB at whatever step a burst of syncs happens to fragment it, which
+ * swamps a slope of tens of KB per stream. Holding the threshold at glibc's own
+ * starting value (128 KiB) gives large buffers back when they are freed, so RSS follows
+ * what the streams hold. Set any MALLOC_* variable (or LD_PRELOAD, or
+ * BENCH_B4_ALLOCATOR=default) to measure something else; the notes say which it was.
  */
+function measuringEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_RESULT_FILE: '' };
+  const own = Object.keys(env).some((k) => k.startsWith('MALLOC_') || k === 'LD_PRELOAD') || env.BENCH_B4_ALLOCATOR === 'default';
+  return own ? env : { ...env, MALLOC_MMAP_THRESHOLD_: String(128 * 1024) };
+}
+
 function allocator(): string {
-  const set = Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k === 'LD_PRELOAD');
-  return set.length === 0 ? 'glibc malloc with its defaults (no MALLOC_* or LD_PRELOAD)' : set.map(([k, v]) => `${k}=${v ?? ''}`).join(' ');
+  const set = Object.entries(measuringEnv()).filter(([k]) => k.startsWith('MALLOC_') || k === 'LD_PRELOAD');
+  if (set.length === 0) return 'glibc malloc with its defaults (dynamic mmap threshold): RSS includes freed sync buffers glibc keeps';
+  return `${set.map(([k, v]) => `${k}=${v ?? ''}`).join(' ')}${process.env.MALLOC_MMAP_THRESHOLD_ === undefined ? ' (set by the benchmark: large buffers go back to the OS when freed; BENCH_B4_ALLOCATOR=default measures with glibc defaults)' : ''}`;
 }
 
 const kb = (bytes: number): string => `${(bytes / KB).toFixed(1)} KB`;
-const mb = (bytes: number): string => `${(bytes / MB).toFixed(0)} MB`;
+const mb = (bytes: number): string => `${(bytes / MB).toFixed(bytes < 10 * MB ? 1 : 0)} MB`;
 
 /** One xDS run in this (fresh) process: the 10,000-service snapshot, streams in steps. */
 async function measureXds(steps: readonly number[]): Promise<RunResult> {
@@ -118,7 +134,7 @@ type Kind = 'xds' | 'floor';
 function runInFreshProcess(kind: Kind, warmup: boolean): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const args = ['--measure', kind, ...(warmup ? ['--warm-up'] : [])];
-    const child = fork(fileURLToPath(import.meta.url), args, { execArgv: ['--expose-gc'], stdio: 'inherit', env: { ...process.env, BENCH_RESULT_FILE: '' } });
+    const child = fork(fileURLToPath(import.meta.url), args, { execArgv: ['--expose-gc'], stdio: 'inherit', env: measuringEnv() });
     let result: RunResult | undefined;
     child.on('message', (m: RunResult) => (result = m));
     child.on('exit', (code) => (result ? resolve(result) : reject(new Error(`the measuring process exited with ${String(code)} and no result`))));
@@ -126,15 +142,19 @@ function runInFreshProcess(kind: Kind, warmup: boolean): Promise<RunResult> {
 }
 
 /** Per-stream slopes of one run, over every step but the first (bytes per stream). */
-function slopes(r: RunResult): { rss: number; heap: number; firstRss: number; segments: number[] } {
+function slopes(r: RunResult): { rss: number; heap: number; firstRss: number; scatter: number } {
   const later = r.samples.slice(1);
   const [base, first] = [r.samples[0]!, r.samples[1]!];
+  const rss = slope(later, (s) => s.rss);
+  const mean = (f: (s: MemorySample) => number): number => later.reduce((a, s) => a + f(s), 0) / later.length;
+  const [mx, my] = [mean((s) => s.streams), mean((s) => s.rss)];
   return {
-    rss: slope(later, (s) => s.rss),
+    rss,
     heap: slope(later, heapAndExternal),
     // What the old method reported: the first step's growth over its streams.
     firstRss: (first.rss - base.rss) / first.streams,
-    segments: later.slice(1).map((s, i) => (s.rss - later[i]!.rss) / (s.streams - later[i]!.streams)),
+    // How far RSS strays from the fitted line: the noise the slope is read through.
+    scatter: Math.max(...later.map((s) => Math.abs(s.rss - (my + rss * (s.streams - mx))))),
   };
 }
 
@@ -172,16 +192,25 @@ if (process.argv.includes('--measure')) {
     const lastIndex = STEPS.length;
     const steps = `${STEPS.join(' → ')}`;
     const failed = xds.reduce((n, r) => n + r.failed, 0);
+    // The floor first, so the xDS figure can be read against it.
+    const floor = await runs('floor', FLOOR_STEPS);
+    const fs = floor.map(slopes);
+    // An xDS stream holds the transport's native memory and its own JS objects; its
+    // RSS slope should not come out below the two. Over this few streams it can: later
+    // streams fill holes the first step's syncs left in the heap.
+    const floorNative = med(fs, (s) => s.rss - s.heap);
+    const accounted = med(xs, (s) => s.heap) + floorNative;
     emit({
       name: `B4 memory: per idle connected stream, ${SERVICES.toLocaleString('en-US')} services`,
-      measures: `slope of server RSS over idle, fully ACKed streams in steps of 0 → ${steps} (the first step left out), one fresh process per run`,
+      measures: `slope of server RSS over idle, fully ACKed streams in steps of 0 → ${steps}, fitted from ${STEPS[0]} on (the growth of the first step left out), one fresh process per run`,
       unit: 'KB',
       targets: [{ stat: 'median', limit: 40 }],
       samples: xs.map((s) => s.rss / KB),
       warmups: WARMUPS,
       notes: [
         `JS heap + external, same slope: ${med(xs, (s) => s.heap / KB).toFixed(1)} KB per stream (samples ${xs.map((s) => (s.heap / KB).toFixed(1)).join(', ')})`,
-        `the slope by segment (${STEPS.slice(1).map((n, i) => `${STEPS[i]}→${n}`).join(', ')}): ${STEPS.slice(1).map((_, i) => `${med(xs, (s) => s.segments[i]! / KB).toFixed(1)} KB`).join(', ')} RSS per stream (medians)`,
+        `RSS strays up to ${mb(med(xs, (s) => s.scatter))} from each run's fitted line (median over the runs): over ${last - STEPS[0]!} streams that is ±${(med(xs, (s) => s.scatter) / (last - STEPS[0]!) / KB).toFixed(0)} KB per stream of noise in one run; the heap slope has next to none`,
+        `cross-check: heap + external slope + the floor's native slope (its RSS minus heap + external, ${kb(floorNative)}) = ${kb(accounted)} per stream; an RSS slope below that is the allocator refilling holes the first step's syncs left, not a cheaper stream`,
         `the first step (0 → ${STEPS[0]}) costs ${med(xs, (s) => s.firstRss / KB).toFixed(0)} KB RSS per stream: the one-off buffers of the initial syncs, which the old ratio charged to every stream`,
         `server RSS: ${mb(med(xds, (r) => r.samples[0]!.rss))} with the snapshot and no stream (heap ${mb(med(xds, (r) => r.samples[0]!.heapUsed))}), ${mb(med(xds, (r) => r.samples[lastIndex]!.rss))} with ${last} idle streams`,
         `allocator: ${allocator()}`,
@@ -189,13 +218,11 @@ if (process.argv.includes('--measure')) {
       ],
     });
 
-    const floor = await runs('floor', FLOOR_STEPS);
-    const fs = floor.map(slopes);
     const floorSteps = FLOOR_STEPS.join(' → ');
     const floorRss = med(fs, (s) => s.rss / KB);
     emit({
       name: 'B4 memory floor: per idle gRPC bidi stream, bare @grpc/grpc-js server',
-      measures: `slope of server RSS over idle held calls in steps of 0 → ${floorSteps} (the first step left out); the xDS server's options, one HTTP/2 connection per client channel, no xDS logic`,
+      measures: `slope of server RSS over idle held calls in steps of 0 → ${floorSteps}, fitted from ${FLOOR_STEPS[0]} on; the xDS server's options, one HTTP/2 connection per client channel, no xDS logic`,
       unit: 'KB',
       targets: [{ stat: 'median', limit: 40 }],
       samples: fs.map((s) => s.rss / KB),
@@ -205,6 +232,7 @@ if (process.argv.includes('--measure')) {
         `against B4's per-stream slopes: ${floorRss.toFixed(1)} of its ${med(xs, (s) => s.rss / KB).toFixed(1)} KB RSS and ${med(fs, (s) => s.heap / KB).toFixed(1)} of its ${med(xs, (s) => s.heap / KB).toFixed(1)} KB heap + external are the transport's; the rest comes with the xDS server (its stream state, and what its syncs leave behind)`,
         `clients send two small requests each (CDS and LDS, as the proxies do) and get no answer; ${floor.reduce((n, r) => n + r.failed, 0)} failed streams`,
         `held to B4's target: a MISS here would mean the target is below what the transport alone costs`,
+        `allocator: ${allocator()}`,
       ],
     });
 
@@ -217,6 +245,10 @@ if (process.argv.includes('--measure')) {
       targets: [{ stat: 'median', limit: 1024 }],
       samples: projected,
       warmups: WARMUPS,
+      notes: [
+        `at the cross-check's ${kb(accounted)} per stream instead of the RSS slope: ${mb(med(xds, (r) => r.samples[lastIndex]!.rss) + (PROJECTED_STREAMS - last) * accounted)}`,
+        `allocator: ${allocator()}`,
+      ],
       derived: `partly measured: each run's RSS with ${last} idle streams at ${SERVICES.toLocaleString('en-US')} services is measured (median ${mb(med(xds, (r) => r.samples[lastIndex]!.rss))}); the other ${(PROJECTED_STREAMS - last).toLocaleString('en-US')} streams are derived at that run's measured slope`,
     });
   });
