@@ -1,0 +1,58 @@
+// Memory per connected stream as a slope: one process connects streams in steps
+// (0 → N1 → N2 → …), lets each step go idle, collects garbage and samples its memory.
+// The first step also pays for one-off costs that do not grow with the streams (the
+// buffers of the initial transfers, which the allocator keeps once it has them, code
+// compiled on first use); a ratio over one step charges those to every stream. The
+// slope between the later steps does not.
+import { collectGarbage } from './gc.js';
+
+export interface MemorySample {
+  /** Streams connected (and idle) when the sample was taken. */
+  streams: number;
+  rss: number;
+  heapUsed: number;
+  /** Memory outside the JS heap that V8 knows of (Buffers and other ArrayBuffers included). */
+  external: number;
+}
+
+/** Waits `quietMs` for in-flight writes and ACKs to finish, collects garbage, samples. */
+export async function idleSample(streams: number, quietMs: number): Promise<MemorySample> {
+  await new Promise((resolve) => setTimeout(resolve, quietMs));
+  collectGarbage();
+  // Let finalizers that free native memory (Buffers' backing stores) run, then again.
+  await new Promise((resolve) => setImmediate(resolve));
+  collectGarbage();
+  const m = process.memoryUsage();
+  return { streams, rss: m.rss, heapUsed: m.heapUsed, external: m.external };
+}
+
+export const heapAndExternal = (s: MemorySample): number => s.heapUsed + s.external;
+
+/**
+ * The least-squares slope of `value` over the streams of `samples`, in bytes per stream.
+ * With three equally spaced steps it is the slope between the outer two: the middle
+ * one does not weigh on it, and the two segments' slopes say whether the growth is
+ * linear.
+ */
+export function slope(samples: readonly MemorySample[], value: (s: MemorySample) => number): number {
+  const n = samples.length;
+  if (n < 2) return Number.NaN;
+  const mx = samples.reduce((a, s) => a + s.streams, 0) / n;
+  const my = samples.reduce((a, s) => a + value(s), 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (const s of samples) {
+    sxy += (s.streams - mx) * (value(s) - my);
+    sxx += (s.streams - mx) ** 2;
+  }
+  return sxy / sxx;
+}
+
+/** Parses a list of step sizes such as "50,100,150" (an environment override). */
+export function parseSteps(text: string): number[] {
+  const steps = text.split(',').map((s) => Number(s.trim()));
+  if (steps.length < 3 || steps.some((s, i) => !Number.isInteger(s) || s <= 0 || (i > 0 && s <= steps[i - 1]!))) {
+    throw new Error(`steps must be at least three increasing positive integers, e.g. "50,100,150"; got "${text}"`);
+  }
+  return steps;
+}
