@@ -3,6 +3,7 @@
 // streams that ask for everything (each receives the whole snapshot). The clock runs
 // from the first reconnect until the server has received every stream's ACK of every
 // type; the server's event-loop delay is sampled throughout the storm.
+import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { runBenchmark, progress } from './lib/report.js';
 import { benchModel } from './lib/model.js';
@@ -32,6 +33,9 @@ await runBenchmark('B5', 'reconnect storm', async (emit) => {
   const allAcked: number[] = [];
   const delayP99: number[] = [];
   const delayMax: number[] = [];
+  /** CPU time during each storm, ms: the server's, and the proxies' (they share the machine). */
+  const serverCpu: number[] = [];
+  const proxyCpu: number[] = [];
   const profiler = new Profiler();
   let bytesPerProxy = 0;
   try {
@@ -51,10 +55,12 @@ await runBenchmark('B5', 'reconnect storm', async (emit) => {
       // ...and comes back within SPREAD_MS.
       const histogram = monitorEventLoopDelay({ resolution: 10 });
       histogram.enable();
+      const cpuBefore = process.cpuUsage();
       const start = now();
       const acked = cp.tracker.expect(snapshot, PROXIES, 60_000);
       await fleet.open(PROXIES, options);
       const end = await acked;
+      const cpu = process.cpuUsage(cpuBefore);
       histogram.disable();
       const after = await fleet.stats();
       bytesPerProxy = (after.responseBytes - before.responseBytes) / PROXIES;
@@ -63,6 +69,8 @@ await runBenchmark('B5', 'reconnect storm', async (emit) => {
       progress(`run ${run + 1}/${WARMUPS + RUNS}: all ACKed after ${(end - start).toFixed(0)} ms; event-loop delay p99 ${p99.toFixed(0)} ms, max ${max.toFixed(0)} ms${run < WARMUPS ? ' (warm-up)' : ''}`);
       if (run < WARMUPS) continue;
       allAcked.push(end - start);
+      serverCpu.push((cpu.user + cpu.system) / 1000);
+      proxyCpu.push(after.cpuMs - before.cpuMs);
       delayP99.push(p99);
       delayMax.push(max);
     }
@@ -76,6 +84,7 @@ await runBenchmark('B5', 'reconnect storm', async (emit) => {
   const notes = [
     `${SERVICES.toLocaleString('en-US')} services: ${snapshotSizes(snapshot, PUSH_ORDER)}; each proxy received ${(bytesPerProxy / 1e6).toFixed(2)} MB`,
     `${PROCESSES} proxy processes, one channel (HTTP/2 connection) per proxy, reconnects spread evenly over ${SPREAD_MS} ms`,
+    `CPU time per storm (medians): the server ${median(serverCpu).toFixed(0)} ms, the proxies ${median(proxyCpu).toFixed(0)} ms, on ${os.availableParallelism()} cores shared by both`,
     `server warnings: ${complaints.count}${complaints.first ? ` (first: "${complaints.first}")` : ''}; NACKs: ${cp.tracker.nacks}`,
   ];
   emit({

@@ -29,6 +29,8 @@ export interface FleetStats {
   failed: number;
   lastError?: string;
   rssBytes: number;
+  /** CPU time, user and system, in ms. */
+  cpuMs: number;
 }
 
 export type Event =
