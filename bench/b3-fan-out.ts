@@ -85,7 +85,7 @@ await runBenchmark('B3', 'fan-out', async (emit) => {
         warmups: WARMUPS,
         notes: [
           `${SERVICES} services (${model.registry.services.size * 2} EDS resources); the change moves one instance, so each stream gets one SotW EDS response of ${(responseBytes / 1024).toFixed(1)} KB`,
-          `rebuild (translate, publish, and every stream's pump and write) median ${median(rebuildMs).toFixed(1)} ms of it`,
+          `the synchronous rebuild (translate, publish, the first streams' pumps and writes; the rest follow in later turns of the event loop) median ${median(rebuildMs).toFixed(1)} ms of it`,
           `${PROCESSES} proxy processes, one channel (HTTP/2 connection) per stream; ${fs.failed} streams failed, ${cp.tracker.nacks} NACKs, ${cp.complaints().count} server warnings`,
           `idle, before the runs: server RSS ${(idle.rss / 2 ** 20).toFixed(0)} MB, ${((idle.rss - atRest.rss) / streams / 1024).toFixed(1)} KB RSS and ${((idle.heap - atRest.heap) / streams / 1024).toFixed(1)} KB heap + external per stream over the server before any stream`,
         ],
