@@ -6,7 +6,30 @@ export const DEFAULT_ROUTING_TAGS: readonly string[] = ['beta', 'canary', 'shado
 
 /** `dev-*` matches any tag starting with `dev-`; other patterns match exactly. */
 export function isRoutingTag(tag: string, patterns: readonly string[] = DEFAULT_ROUTING_TAGS): boolean {
-  return patterns.some((p) => (p.endsWith('*') ? tag.startsWith(p.slice(0, -1)) && tag.length > p.length - 1 : tag === p));
+  return matcherFor(patterns)(tag);
+}
+
+/** Patterns compiled once per list: a set of exact tags and a list of prefixes. */
+const matchers = new WeakMap<readonly string[], (tag: string) => boolean>();
+
+function matcherFor(patterns: readonly string[]): (tag: string) => boolean {
+  let match = matchers.get(patterns);
+  if (!match) {
+    const exact = new Set(patterns.filter((p) => !p.endsWith('*')));
+    const prefixes = patterns.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
+    match = (tag) => exact.has(tag) || prefixes.some((prefix) => tag.length > prefix.length && tag.startsWith(prefix));
+    matchers.set(patterns, match);
+  }
+  return match;
+}
+
+const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const byId = (a: Instance, b: Instance): number => byCodeUnits(a.id, b.id);
+
+/** Sorts in place, unless already in order (sources hand instances over sorted). */
+function sortIfNeeded<T>(items: T[], compare: (a: T, b: T) => number): T[] {
+  for (let i = 1; i < items.length; i++) if (compare(items[i - 1]!, items[i]!) > 0) return items.sort(compare);
+  return items;
 }
 
 /**
@@ -16,20 +39,28 @@ export function isRoutingTag(tag: string, patterns: readonly string[] = DEFAULT_
  * route to it never dangles.
  */
 export function subsetsOf(service: Service, patterns: readonly string[] = DEFAULT_ROUTING_TAGS): Subset[] {
-  const bySubset = new Map<string, Instance[]>([[STABLE_SUBSET, []]]);
+  const isRouting = matcherFor(patterns);
+  const stable: Instance[] = [];
+  let tagged: Map<string, Instance[]> | undefined;
   for (const instance of service.instances) {
-    const routing = instance.tags.filter((t) => isRoutingTag(t, patterns));
-    for (const name of routing.length > 0 ? routing : [STABLE_SUBSET]) {
-      const list = bySubset.get(name) ?? [];
-      list.push(instance);
-      bySubset.set(name, list);
+    let routed = false;
+    for (const tag of instance.tags) {
+      if (!isRouting(tag)) continue;
+      routed = true;
+      tagged ??= new Map();
+      const list = tagged.get(tag);
+      if (list) list.push(instance);
+      else tagged.set(tag, [instance]);
     }
+    if (!routed) stable.push(instance);
   }
-  return [...bySubset.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([name, instances]) => ({
-      service: service.name,
-      name,
-      instances: instances.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
-    }));
+  const subsets: Subset[] = [{ service: service.name, name: STABLE_SUBSET, instances: sortIfNeeded(stable, byId) }];
+  if (!tagged) return subsets;
+  // A handful of subsets: insertion keeps them in order without a sort's scratch space.
+  for (const [name, instances] of tagged) {
+    let i = subsets.length;
+    while (i > 0 && subsets[i - 1]!.name > name) i--;
+    subsets.splice(i, 0, { service: service.name, name, instances: sortIfNeeded(instances, byId) });
+  }
+  return subsets;
 }

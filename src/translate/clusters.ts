@@ -124,13 +124,22 @@ export function buildLocalAppCluster(port: number): ResourceObject {
  * an instance tagged `tenant-acme` leaves `stable` once a rule routes to
  * `api.tenant-acme`; another service's `tenant-acme` instances stay where they were.
  */
-export function routingTags(rules: RuleSet, service: string, defaults: readonly string[] = DEFAULT_ROUTING_TAGS): string[] {
-  const named = new Set(defaults);
+export function routingTags(rules: RuleSet, service: string, defaults: readonly string[] = DEFAULT_ROUTING_TAGS): readonly string[] {
+  const ruled = namedSubsets(rules).get(service);
+  // Most services are named by no rule: they share one list of the defaults.
+  if (!ruled) {
+    let tags = defaultTags.get(defaults);
+    if (!tags) defaultTags.set(defaults, (tags = [...new Set(defaults)].filter((t) => t !== 'stable').sort()));
+    return tags;
+  }
   // Only rules that send to this service's subsets make tags of it.
-  for (const subset of namedSubsets(rules).get(service) ?? []) named.add(subset);
+  const named = new Set(defaults);
+  for (const subset of ruled) named.add(subset);
   named.delete('stable');
   return [...named].sort();
 }
+
+const defaultTags = new WeakMap<readonly string[], string[]>();
 
 const namedSubsetsOf = new WeakMap<RuleSet, Map<string, Set<string>>>();
 

@@ -11,7 +11,10 @@ import { TypeUrl, encodeMessage, resourceName, type ResourceObject, type Resourc
 import { Resource } from '../xds/resource.js';
 import { referencesOf, type Reference } from '../xds/references.js';
 import { validateResource } from '../xds/pgv.js';
-import { fastMessage, fastVirtualHostEntry } from './fast-encode.js';
+import { fastMessage, fastVirtualHostEntry, subsetClusterMessage, subsetEndpointsMessage } from './fast-encode.js';
+import { buildCluster, buildClusterLoadAssignment } from './clusters.js';
+import { clusterName } from './names.js';
+import type { Subset } from '../model/types.js';
 
 export class EnvoyConstraintError extends Error {
   constructor(readonly problems: string[]) {
@@ -125,4 +128,22 @@ function assembledRouteConfiguration(object: ResourceObject): Resource | undefin
   // As referencesOf lists them: each cluster once, in the order routes first name them.
   const references = [...clusters].map((c) => ({ typeUrl: TypeUrl.Cluster, name: c }));
   return Resource.fromMessage(TypeUrl.RouteConfiguration, name, parts, references);
+}
+
+/**
+ * A subset's cluster and endpoints, as checkedResource(buildCluster(subset)) and
+ * checkedResource(buildClusterLoadAssignment(subset)) would make them, written
+ * straight from the subset; the builders' path when a value fails a check.
+ */
+export function subsetResources(subset: Subset): [Resource, Resource] {
+  const name = clusterName(subset.service, subset.name);
+  const clusterMessage = subsetClusterMessage(name);
+  const cluster = clusterMessage
+    ? Resource.fromMessage(TypeUrl.Cluster, name, clusterMessage, [{ typeUrl: TypeUrl.ClusterLoadAssignment, name }])
+    : checkedResource(TypeUrl.Cluster, buildCluster(subset));
+  const endpointsMessage = subsetEndpointsMessage(name, subset.instances);
+  const endpoints = endpointsMessage
+    ? Resource.fromMessage(TypeUrl.ClusterLoadAssignment, name, endpointsMessage, NO_REFERENCES)
+    : checkedResource(TypeUrl.ClusterLoadAssignment, buildClusterLoadAssignment(subset));
+  return [cluster, endpoints];
 }

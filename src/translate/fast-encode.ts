@@ -11,6 +11,7 @@
 import { envoyRoot } from '../xds/protos.js';
 import { ProtoWriter } from '../xds/proto-writer.js';
 import { TypeUrl } from '../xds/resources.js';
+import { buildCluster } from './clusters.js';
 
 type Obj = Record<string, unknown>;
 
@@ -540,4 +541,73 @@ function directResponse(w: ProtoWriter, v: unknown): boolean {
   w.uint(1, v.status);
   w.end(mark);
   return true;
+}
+
+// ---------------------------------------------------------------------------------
+// A subset's cluster and endpoints, straight from the subset: no objects are built for
+// the 20,000 of each a 10,000-service registry makes. The bytes are those the shapes
+// above give for buildCluster(subset) and buildClusterLoadAssignment(subset) (a test
+// holds them equal), with the same checks.
+
+/** Everything of buildCluster's message after its name: the same for every subset. */
+let clusterTail: Uint8Array | undefined;
+
+function subsetClusterTail(): Uint8Array {
+  if (!clusterTail) {
+    const bytes = fastMessage(TypeUrl.Cluster, { ...buildCluster({ service: 'x', name: 'stable', instances: [] }), name: 'x' });
+    if (!bytes) throw new Error('the subset cluster template does not encode');
+    clusterTail = Uint8Array.from(bytes.subarray(3)); // after field 1: tag, length 1, "x"
+  }
+  return clusterTail;
+}
+
+/** The Cluster message of a subset's cluster named `name`; a view valid until the next call. */
+export function subsetClusterMessage(name: string): Uint8Array | undefined {
+  if (name.length === 0) return undefined;
+  const tail = subsetClusterTail(); // first: making it uses the writer
+  const w = writer;
+  w.reset();
+  w.string(1, name);
+  w.raw(tail);
+  return w.ok ? w.view() : undefined;
+}
+
+interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+/**
+ * The ClusterLoadAssignment message of a subset's endpoints: one locality group (empty
+ * locality, weight 1) with every instance, or no group without instances; undefined
+ * when an address is empty or a port out of range. A view valid until the next call.
+ */
+export function subsetEndpointsMessage(name: string, endpoints: readonly Endpoint[]): Uint8Array | undefined {
+  if (name.length === 0) return undefined;
+  const w = writer;
+  w.reset();
+  w.string(1, name);
+  if (endpoints.length > 0) {
+    const group = w.begin(2);
+    const locality = w.begin(1);
+    w.end(locality);
+    for (const e of endpoints) {
+      if (e.address.length === 0 || !Number.isInteger(e.port) || e.port < 0 || e.port > 65535) return undefined;
+      const m1 = w.begin(2);
+      const m2 = w.begin(1);
+      const m3 = w.begin(1);
+      const m4 = w.begin(1);
+      w.string(2, e.address);
+      w.uint(3, e.port);
+      w.end(m4);
+      w.end(m3);
+      w.end(m2);
+      w.end(m1);
+    }
+    const weight = w.begin(3);
+    w.uint(1, 1);
+    w.end(weight);
+    w.end(group);
+  }
+  return w.ok ? w.view() : undefined;
 }

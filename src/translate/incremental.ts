@@ -10,8 +10,8 @@ import { subsetsOf } from '../model/subsets.js';
 import { TypeUrl, type ResourceObject } from '../xds/resources.js';
 import type { Resource } from '../xds/resource.js';
 import { Snapshot, type Removal } from '../xds/cache.js';
-import { checkedResource } from './encode.js';
-import { buildCluster, buildClusterLoadAssignment, buildJwksCluster, buildMirrorCluster, routingTags } from './clusters.js';
+import { checkedResource, subsetResources } from './encode.js';
+import { buildJwksCluster, buildMirrorCluster, routingTags } from './clusters.js';
 import { claimHeaders } from './filters.js';
 import { buildVirtualHost, liveMirrors, type SubsetIndex } from './routes.js';
 import { translateForProxy, type TypedObject } from './translate.js';
@@ -34,6 +34,8 @@ interface VirtualHostEntry {
   vhost: ResourceObject;
 }
 
+const tagEntries = new WeakMap<readonly string[], { tags: readonly string[]; key: string }>();
+
 function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   if (a.size !== b.size) return false;
   for (const x of a) if (!b.has(x)) return false;
@@ -53,14 +55,15 @@ function targetsOf(rules: ServiceRules | undefined): Target[] {
 export class IncrementalTranslator {
   private services = new Map<string, ServiceEntry>();
   private vhosts = new Map<string, VirtualHostEntry>();
-  private tagsFor?: { rules: RuleSet; defaults: readonly string[] | undefined; byService: Map<string, { tags: string[]; key: string }> };
+  private tagsFor?: { rules: RuleSet; defaults: readonly string[] | undefined; byService: Map<string, { tags: readonly string[]; key: string }> };
 
-  private tags(rules: RuleSet, service: string, defaults: readonly string[] | undefined): { tags: string[]; key: string } {
+  private tags(rules: RuleSet, service: string, defaults: readonly string[] | undefined): { tags: readonly string[]; key: string } {
     if (this.tagsFor?.rules !== rules || this.tagsFor.defaults !== defaults) this.tagsFor = { rules, defaults, byService: new Map() };
     let entry = this.tagsFor.byService.get(service);
     if (!entry) {
       const tags = routingTags(rules, service, defaults);
-      entry = { tags, key: tags.join(',') };
+      entry = tagEntries.get(tags); // services without rules share one list, and one entry
+      if (!entry) tagEntries.set(tags, (entry = { tags, key: tags.join(',') }));
       this.tagsFor.byService.set(service, entry);
     }
     return entry;
@@ -76,7 +79,7 @@ export class IncrementalTranslator {
     const entry: ServiceEntry = {
       instances: service.instances,
       patterns: key,
-      resources: subsets.flatMap((s) => [checkedResource(TypeUrl.Cluster, buildCluster(s)), checkedResource(TypeUrl.ClusterLoadAssignment, buildClusterLoadAssignment(s))]),
+      resources: subsets.flatMap(subsetResources),
       live: new Set(subsets.filter((s) => s.instances.length > 0).map((s) => s.name)),
     };
     this.services.set(name, entry);

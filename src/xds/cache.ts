@@ -13,14 +13,14 @@ export interface Removal {
 }
 
 function mapsByType(resources: Iterable<Resource>): Map<ResourceTypeUrl, ResourceMap> {
-  const byType = new Map<ResourceTypeUrl, Resource[]>();
+  const byType = new Map<ResourceTypeUrl, InstanceType<typeof ResourceMap.Builder>>();
   for (const r of resources) {
-    let list = byType.get(r.typeUrl);
-    if (!list) byType.set(r.typeUrl, (list = []));
-    list.push(r);
+    let builder = byType.get(r.typeUrl);
+    if (!builder) byType.set(r.typeUrl, (builder = new ResourceMap.Builder((name) => `${TYPE_SHORT_NAMES[r.typeUrl]} resource "${name}"`)));
+    builder.add(r);
   }
   const out = new Map<ResourceTypeUrl, ResourceMap>();
-  for (const [typeUrl, list] of byType) out.set(typeUrl, ResourceMap.of(list, (r) => `${TYPE_SHORT_NAMES[typeUrl]} resource "${r.name}"`));
+  for (const [typeUrl, builder] of byType) out.set(typeUrl, builder.build());
   return out;
 }
 

@@ -10,7 +10,26 @@
 // along, so it too costs what changed.
 import type { Resource } from './resource.js';
 
-const MASK = (1n << 64n) - 1n;
+const TWO_32 = 2 ** 32;
+
+/**
+ * The sum of tokens mod 2^64, kept as two plain numbers (high and low 32-bit halves,
+ * each a sum not yet reduced): exact while fewer than 2^21 tokens are added or taken
+ * away between reductions, which `reduced` does on every derived map.
+ */
+interface TokenSum {
+  readonly high: number;
+  readonly low: number;
+}
+
+const mod32 = (n: number): number => ((n % TWO_32) + TWO_32) % TWO_32;
+
+function reduced(high: number, low: number): TokenSum {
+  const carry = Math.floor(low / TWO_32);
+  return { high: mod32(high + carry), low: mod32(low) };
+}
+
+const hex8 = (n: number): string => n.toString(16).padStart(8, '0');
 /** Changes kept beside a root before it is flattened: at least this many… */
 const MIN_CHANGES = 256;
 /** …or this share of the root's size (1/8). */
@@ -33,29 +52,44 @@ export class ResourceMap implements ReadonlyMap<string, Resource> {
     private readonly root: ReadonlyMap<string, Resource>,
     private readonly changes: ReadonlyMap<string, Resource | null> | undefined,
     readonly size: number,
-    private readonly sum: bigint,
+    private readonly sum: TokenSum,
   ) {}
 
-  static readonly EMPTY = new ResourceMap(new Map(), undefined, 0, 0n);
+  static readonly EMPTY = new ResourceMap(new Map(), undefined, 0, { high: 0, low: 0 });
 
   /** Throws on a duplicate name: Envoy would reject the response. */
-  static of(resources: Iterable<Resource>, describe = (r: Resource) => `resource "${r.name}"`): ResourceMap {
-    const root = new Map<string, Resource>();
-    let sum = 0n;
-    for (const r of resources) {
-      if (root.has(r.name)) throw new Error(`duplicate ${describe(r)}`);
-      root.set(r.name, r);
-      sum += r.token();
-    }
-    return root.size === 0 ? ResourceMap.EMPTY : new ResourceMap(root, undefined, root.size, sum & MASK);
+  static of(resources: Iterable<Resource>): ResourceMap {
+    const builder = new ResourceMap.Builder();
+    for (const r of resources) builder.add(r);
+    return builder.build();
   }
+
+  /** Adds resources one by one, then makes the map. */
+  static Builder = class {
+    private readonly root = new Map<string, Resource>();
+    private high = 0;
+    private low = 0;
+
+    constructor(private readonly describe = (name: string) => `resource "${name}"`) {}
+
+    add(r: Resource): void {
+      if (this.root.has(r.name)) throw new Error(`duplicate ${this.describe(r.name)}`);
+      this.root.set(r.name, r);
+      this.high += r.tokenHigh;
+      this.low += r.tokenLow;
+    }
+
+    build(): ResourceMap {
+      return this.root.size === 0 ? ResourceMap.EMPTY : new ResourceMap(this.root, undefined, this.root.size, reduced(this.high, this.low));
+    }
+  };
 
   /**
    * The SotW version of the map's resources: equal sets give equal versions in any
    * process, independent of order (the sum of 64-bit tokens, with the count).
    */
   get version(): string {
-    return this.size === 0 ? 'empty' : `${this.sum.toString(16).padStart(16, '0')}-${this.size}`;
+    return this.size === 0 ? 'empty' : `${hex8(this.sum.high)}${hex8(this.sum.low)}-${this.size}`;
   }
 
   get(name: string): Resource | undefined {
@@ -78,18 +112,20 @@ export class ResourceMap implements ReadonlyMap<string, Resource> {
   with(upserts: Iterable<Resource>, removed: Iterable<string> = []): ResourceMap {
     let changes: Map<string, Resource | null> | undefined;
     let size = this.size;
-    let sum = this.sum;
+    let { high, low } = this.sum;
     const change = (name: string, next: Resource | null): void => {
       const before = changes ? (changes.has(name) ? (changes.get(name) ?? undefined) : this.root.get(name)) : this.get(name);
       if ((before ?? null) === next || (before && next && before.version === next.version)) return;
       changes ??= new Map(this.changes);
       if (before) {
         size -= 1;
-        sum -= before.token();
+        high -= before.tokenHigh;
+        low -= before.tokenLow;
       }
       if (next) {
         size += 1;
-        sum += next.token();
+        high += next.tokenHigh;
+        low += next.tokenLow;
       }
       if ((this.root.get(name) ?? null) === next) changes.delete(name);
       else changes.set(name, next);
@@ -97,7 +133,7 @@ export class ResourceMap implements ReadonlyMap<string, Resource> {
     for (const name of removed) change(name, null);
     for (const r of upserts) change(r.name, r);
     if (!changes) return this;
-    sum &= MASK; // two's complement: a negative sum wraps as mod 2^64
+    const sum = reduced(high, low);
     if (changes.size > Math.max(MIN_CHANGES, this.root.size >> CHANGES_SHIFT)) {
       const flat = new Map<string, Resource>();
       for (const [name, r] of this.root) {

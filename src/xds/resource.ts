@@ -32,7 +32,6 @@ function typeUrlField(typeUrl: string): Buffer {
 
 export class Resource {
   private delta?: Uint8Array;
-  private tokenValue?: bigint;
   private anyView?: Uint8Array;
 
   private constructor(
@@ -94,13 +93,17 @@ export class Resource {
   }
 
   /**
-   * This resource's share of a type version: 64 bits of its version. Type versions add
-   * these up (see cache.ts versionOf), so they need no sorting. The version hashes bytes
-   * that hold the name, so two resources of one type never share a token by design.
+   * This resource's share of a type version: the 64 bits of its version, as two 32-bit
+   * halves (plain numbers: sums of them need no BigInt). Type versions add these up
+   * (see resource-map.ts), so they need no sorting. The version hashes bytes that hold
+   * the name, so two resources of one type never share a token by design.
    */
-  token(): bigint {
-    this.tokenValue ??= BigInt(`0x${this.version}`);
-    return this.tokenValue;
+  get tokenHigh(): number {
+    return parseInt(this.version.slice(0, 8), 16);
+  }
+
+  get tokenLow(): number {
+    return parseInt(this.version.slice(8, 16), 16);
   }
 
   /** `DiscoveryResponse.resources` entry: field 2, length-delimited Any. */

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { Mirror } from '../../../src/model/rules.js';
 import type { Instance, Subset } from '../../../src/model/types.js';
 import { buildCluster, buildClusterLoadAssignment, buildMirrorCluster } from '../../../src/translate/clusters.js';
-import { EnvoyConstraintError, checkedResource } from '../../../src/translate/encode.js';
+import { EnvoyConstraintError, checkedResource, subsetResources } from '../../../src/translate/encode.js';
 import { fastMessage, fastVirtualHostEntry } from '../../../src/translate/fast-encode.js';
 import { translateForProxy, translateShared, type TypedObject } from '../../../src/translate/translate.js';
 import { validateResource } from '../../../src/xds/pgv.js';
@@ -422,5 +422,33 @@ describe('generated inputs', () => {
     }
     expect(fast).toBeGreaterThan(300);
     expect(fast).toBeLessThan(2700);
+  });
+});
+
+describe('subsets written straight to bytes', () => {
+  const inst = (id: string, address: string, port: number): Instance => ({ id, address, port, tags: [], meta: {} });
+  const cases: Subset[] = [
+    { service: 'api', name: 'stable', instances: [] },
+    { service: 'api', name: 'beta', instances: [inst('a', '10.0.0.1', 8080)] },
+    { service: 'ünïcode-svc', name: 'dev-laptop-1', instances: [inst('a', '::1', 0), inst('b', 'fe80::1', 65535), inst('c', 'host.example', 1)] },
+    { service: 's'.repeat(300), name: 'canary', instances: Array.from({ length: 40 }, (_, i) => inst(`i${i}`, `10.0.${i}.1`, 1000 + i)) },
+  ];
+
+  it.each(cases.map((c) => [`${c.service.slice(0, 20)}.${c.name}`, c] as const))('%s: the bytes, names and references of the builders\' path', (_, subset) => {
+    const [cluster, endpoints] = subsetResources(subset);
+    const viaBuilders = [checkedResource(TypeUrl.Cluster, buildCluster(subset)), checkedResource(TypeUrl.ClusterLoadAssignment, buildClusterLoadAssignment(subset))];
+    for (const [fast, slow] of [[cluster, viaBuilders[0]!], [endpoints, viaBuilders[1]!]] as const) {
+      expect(Buffer.from(fast.any)).toEqual(Buffer.from(slow.any));
+      expect(fast.name).toBe(slow.name);
+      expect(fast.version).toBe(slow.version);
+      expect(fast.references).toEqual(slow.references);
+    }
+  });
+
+  it('takes the builders\' path for a value the checks refuse, and reports it as before', () => {
+    const bad: Subset = { service: 'api', name: 'stable', instances: [inst('a', '', 8080)] };
+    expect(() => subsetResources(bad)).toThrow(/ClusterLoadAssignment "api".*address/);
+    const badPort: Subset = { service: 'api', name: 'stable', instances: [inst('a', '10.0.0.1', 70000)] };
+    expect(() => subsetResources(badPort)).toThrow(/port_value/);
   });
 });
