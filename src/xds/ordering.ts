@@ -41,10 +41,18 @@ export function retainedClusters(snapshot: Snapshot, client: ClientView): Map<st
  * The resources of a type this client should have now: the snapshot's, plus the
  * clusters (and their endpoints) kept for routes it may still hold.
  */
-export function desiredResources(typeUrl: ResourceTypeUrl, snapshot: Snapshot, client: ClientView): ResourceMap {
+export function desiredResources(
+  typeUrl: ResourceTypeUrl,
+  snapshot: Snapshot,
+  client: ClientView,
+  retained: () => Map<string, Resource> = () => retainedClusters(snapshot, client),
+): ResourceMap {
   const base = snapshot.resources(typeUrl);
   if (typeUrl !== TypeUrl.Cluster && typeUrl !== TypeUrl.ClusterLoadAssignment) return base;
-  const retained = retainedClusters(snapshot, client);
+  return withRetained(typeUrl, base, retained(), client);
+}
+
+function withRetained(typeUrl: ResourceTypeUrl, base: ResourceMap, retained: Map<string, Resource>, client: ClientView): ResourceMap {
   if (retained.size === 0) return base;
   if (typeUrl === TypeUrl.Cluster) return base.with(retained.values());
   const endpointNames = new Set([...retained.values()].flatMap((c) => c.references.map((ref) => ref.name)));

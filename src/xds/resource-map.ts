@@ -89,8 +89,12 @@ export class ResourceMap implements ReadonlyMap<string, Resource> {
    * process, independent of order (the sum of 64-bit tokens, with the count).
    */
   get version(): string {
-    return this.size === 0 ? 'empty' : `${hex8(this.sum.high)}${hex8(this.sum.low)}-${this.size}`;
+    // Read by every stream on every pump: made once.
+    this.versionText ??= this.size === 0 ? 'empty' : `${hex8(this.sum.high)}${hex8(this.sum.low)}-${this.size}`;
+    return this.versionText;
   }
+
+  private versionText?: string;
 
   get(name: string): Resource | undefined {
     if (this.changes) {
