@@ -345,17 +345,22 @@ function lbEndpoint(w: ProtoWriter, v: unknown): boolean {
   const socket = address.socket_address;
   // 2 address: min_len 1; 3 port_value (the required oneof port_specifier): lte 65535
   if (!nonEmpty(socket.address) || !isUint32(socket.port_value) || socket.port_value > 65535 || keyCount(socket) !== 2) return false;
-  const m1 = w.begin(2);
-  const m2 = w.begin(1);
-  const m3 = w.begin(1);
-  const m4 = w.begin(1);
-  w.string(2, socket.address);
-  w.uint(3, socket.port_value);
-  w.end(m4);
-  w.end(m3);
-  w.end(m2);
-  w.end(m1);
+  socketEndpoint(w, socket.address, socket.port_value);
   return true;
+}
+
+/** LocalityLbEndpoints.lb_endpoints entry: { endpoint { address { socket_address { address, port_value } } } }. */
+function socketEndpoint(w: ProtoWriter, address: string, port: number): void {
+  const lbEndpoint = w.begin(2);
+  const endpoint = w.begin(1);
+  const addressField = w.begin(1);
+  const socketAddress = w.begin(1);
+  w.string(2, address);
+  w.uint(3, port);
+  w.end(socketAddress);
+  w.end(addressField);
+  w.end(endpoint);
+  w.end(lbEndpoint);
 }
 
 // ---------------------------------------------------------------------------------
@@ -593,16 +598,7 @@ export function subsetEndpointsMessage(name: string, endpoints: readonly Endpoin
     w.end(locality);
     for (const e of endpoints) {
       if (e.address.length === 0 || !Number.isInteger(e.port) || e.port < 0 || e.port > 65535) return undefined;
-      const m1 = w.begin(2);
-      const m2 = w.begin(1);
-      const m3 = w.begin(1);
-      const m4 = w.begin(1);
-      w.string(2, e.address);
-      w.uint(3, e.port);
-      w.end(m4);
-      w.end(m3);
-      w.end(m2);
-      w.end(m1);
+      socketEndpoint(w, e.address, e.port);
     }
     const weight = w.begin(3);
     w.uint(1, 1);
