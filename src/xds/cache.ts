@@ -29,6 +29,8 @@ interface Unresolved {
   ref: Reference;
 }
 
+const REMEMBER_FROM = 64;
+
 /** Per resource, the maps its references were last resolved against and what was missing. */
 const resolutions = new WeakMap<Resource, { maps: Map<ResourceTypeUrl, ResourceMap>; missing: readonly Reference[] }>();
 
@@ -40,6 +42,10 @@ const resolutions = new WeakMap<Resource, { maps: Map<ResourceTypeUrl, ResourceM
  */
 export function missingReferences(r: Resource, snapshot: Snapshot): readonly Reference[] {
   if (r.references.length === 0) return [];
+  // A few references are cheaper to look up than to remember; and what is remembered
+  // keeps the maps it was checked against alive, so only the large (route
+  // configurations, checked again on every publish) are.
+  if (r.references.length < REMEMBER_FROM) return r.references.filter((ref) => !snapshot.resources(ref.typeUrl).has(ref.name));
   const last = resolutions.get(r);
   let recheck: readonly Reference[] = r.references;
   if (last) {
