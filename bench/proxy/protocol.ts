@@ -4,7 +4,7 @@
 // listener's route configuration, and it ACKs every response by echoing version_info
 // and nonce, as Envoy does with set_node_on_first_message_only.
 import { TypeUrl } from '../../src/xds/resources.js';
-import { readResponse, type RequestFields, type ResponseHead } from './wire.js';
+import { readClusters, readResponse, type RequestFields, type ResponseHead } from './wire.js';
 
 export const ALL_TYPES = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as const;
 
@@ -13,6 +13,18 @@ export interface ProxyIdentity {
   metadata: Record<string, unknown>;
   /** The route configurations to ask RDS for, once a listener has arrived. */
   routeConfigs: readonly string[];
+}
+
+/** The sorted names and their key, per list read (lists are shared by readClusters). */
+const sorted = new WeakMap<readonly string[], { names: string[]; key: string }>();
+
+function sortedNames(edsNames: readonly string[]): { names: string[]; key: string } {
+  let entry = sorted.get(edsNames);
+  if (!entry) {
+    const names = [...edsNames].sort();
+    sorted.set(edsNames, (entry = { names, key: names.join('\u0000') }));
+  }
+  return entry;
 }
 
 interface TypeState {
@@ -49,15 +61,14 @@ export class ProxyProtocol {
   /** Reads a response, asks for what it newly needs, and ACKs it. */
   onResponse(bytes: Buffer): ResponseHead {
     const head = readResponse(bytes, false);
-    const response = head.typeUrl === TypeUrl.Cluster ? readResponse(bytes, true) : head;
+    const response = head.typeUrl === TypeUrl.Cluster ? readClusters(bytes) : head;
     const st = this.types.get(response.typeUrl);
     if (!st) return response;
     st.version = response.version;
     st.nonce = response.nonce;
     if (response.edsNames) {
       // Envoy asks for the endpoints of new clusters before it ACKs them.
-      const names = [...response.edsNames].sort();
-      const key = names.join('\u0000');
+      const { names, key } = sortedNames(response.edsNames);
       if (key !== this.edsKey) {
         this.edsKey = key;
         this.types.get(TypeUrl.ClusterLoadAssignment)!.names = names;

@@ -95,6 +95,47 @@ export interface RequestFields {
   response_nonce?: string;
 }
 
+/** The encoded resource_names fields of a list: proxies repeat one list on every ACK. */
+const encodedNames = new WeakMap<readonly string[], Uint8Array>();
+
+function namesField(names: readonly string[]): Uint8Array {
+  let bytes = encodedNames.get(names);
+  if (!bytes) {
+    const w = protobuf.Writer.create();
+    for (const name of names) w.uint32((3 << 3) | 2).string(name);
+    encodedNames.set(names, (bytes = w.finish()));
+  }
+  return bytes;
+}
+
+/**
+ * The request's bytes, as protobufjs encodes them from Envoy's DiscoveryRequest type:
+ * in full for a request with a node (the first), and otherwise field by field with the
+ * names' bytes made once per list (the same bytes, in field-number order).
+ */
 export function encodeRequest(request: RequestFields): Buffer {
-  return Buffer.from(requestType.encode(requestType.fromObject(request)).finish());
+  if (request.node) return Buffer.from(requestType.encode(requestType.fromObject(request)).finish());
+  const w = protobuf.Writer.create();
+  if (request.version_info) w.uint32((1 << 3) | 2).string(request.version_info);
+  const head = w.finish();
+  const tail = protobuf.Writer.create();
+  tail.uint32((4 << 3) | 2).string(request.type_url);
+  if (request.response_nonce) tail.uint32((5 << 3) | 2).string(request.response_nonce);
+  return Buffer.concat([head, namesField(request.resource_names ?? []), tail.finish()]);
+}
+
+/** The last CDS response read in full, and what was read: the proxies of a process get the same bytes. */
+let lastClusters: { bytes: Buffer; head: ResponseHead } | undefined;
+
+/**
+ * readResponse(bytes, true), remembered for the last bytes read: a thousand proxies
+ * sent the same cluster response need not each parse its thousands of clusters (the
+ * proxies share the control plane's cores). Compared by content, not by anything the
+ * server says.
+ */
+export function readClusters(bytes: Buffer): ResponseHead {
+  if (lastClusters && lastClusters.bytes.equals(bytes)) return lastClusters.head;
+  const head = readResponse(bytes, true);
+  lastClusters = { bytes: Buffer.from(bytes), head };
+  return head;
 }
