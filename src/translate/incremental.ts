@@ -13,7 +13,7 @@ import { Snapshot, type Removal } from '../xds/cache.js';
 import { checkedResource, subsetResources } from './encode.js';
 import { buildJwksCluster, buildMirrorCluster, routingTags } from './clusters.js';
 import { claimHeaders } from './filters.js';
-import { buildVirtualHost, liveMirrors, type SubsetIndex } from './routes.js';
+import { buildVirtualHost, liveMirrors, plainVirtualHost, type SubsetIndex } from './routes.js';
 import { translateForProxy, type TypedObject } from './translate.js';
 import type { ProxyKey } from './proxy.js';
 
@@ -249,7 +249,7 @@ export class IncrementalTranslator {
     const key = standIn === undefined ? name : `${name}\u0000${standIn}`;
     const cached = this.vhosts.get(key);
     if (cached && cached.rules === own && cached.settings === rules.settings && cached.liveness === liveness && cached.standIn === standIn) return cached.vhost;
-    const vhost = buildVirtualHost(name, rules, subsets, { readOnlyStandIn: standIn });
+    const vhost = own === undefined && standIn === undefined ? plainVirtualHost(name) : buildVirtualHost(name, rules, subsets, { readOnlyStandIn: standIn });
     this.vhosts.set(key, { rules: own, settings: rules.settings, liveness, standIn, vhost });
     return vhost;
   }

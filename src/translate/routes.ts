@@ -129,6 +129,19 @@ export interface VirtualHostOptions {
   readOnlyStandIn?: number;
 }
 
+/**
+ * The virtual host of a service no rule names, as buildVirtualHost makes it (a test
+ * holds them equal): everything to its stable subset. Most services are such, and a
+ * full build makes one for each.
+ */
+export function plainVirtualHost(service: string): ResourceObject {
+  return {
+    name: service,
+    domains: [service, `${service}:*`],
+    routes: [{ name: routeName(service, STABLE_SUBSET), match: { prefix: '/' }, route: { cluster: clusterName(service, STABLE_SUBSET) } }],
+  };
+}
+
 export function buildVirtualHost(service: string, rules: RuleSet, subsets: SubsetIndex, options: VirtualHostOptions = {}): ResourceObject {
   const routes: ResourceObject[] = [];
   if (options.readOnlyStandIn !== undefined) {

@@ -7,6 +7,7 @@ import { readRuleText, validateRules } from '../../../src/model/validate-rules.j
 import { EnvoyConstraintError, IncrementalTranslator } from '../../../src/translate/incremental.js';
 import { groupKey, type ProxyKey } from '../../../src/translate/proxy.js';
 import { translateForProxy, translateShared } from '../../../src/translate/translate.js';
+import { buildVirtualHost, plainVirtualHost } from '../../../src/translate/routes.js';
 import { Resource } from '../../../src/xds/resource.js';
 import { Snapshot } from '../../../src/xds/cache.js';
 import { PUSH_ORDER, TypeUrl } from '../../../src/xds/resources.js';
@@ -151,5 +152,11 @@ describe('IncrementalTranslator', () => {
     const bad = { ...model, registry: registry({ api: [{ ...instance('a1', 1), address: '' }] }) };
     expect(() => t.shared(bad)).toThrow(EnvoyConstraintError);
     expect(() => t.shared(bad)).toThrow(/ClusterLoadAssignment "api".*address/);
+  });
+
+  it("builds a service without rules the virtual host buildVirtualHost would, whatever the rule set's settings", () => {
+    const ruleSet = rules(`settings:\n  dev_route_header: x-dev\n  tenant_header: x-org\n${RULES}`);
+    const none = { hasInstances: () => true };
+    for (const service of ['web', 'a.b-c', 'ünï']) expect(plainVirtualHost(service)).toEqual(buildVirtualHost(service, ruleSet, none));
   });
 });
