@@ -43,14 +43,6 @@ export class Resource {
     private readonly anyStart: number,
     /** Hash of the encoded message: equal in every process for equal content. */
     readonly version: string,
-    /**
-     * This resource's share of a type version: the 64 bits of its version, as two
-     * 32-bit halves (plain numbers: sums of them need no BigInt). Type versions add
-     * these up (see resource-map.ts), so they need no sorting. The version hashes bytes
-     * that hold the name, so two resources of one type never share a token by design.
-     */
-    readonly tokenHigh: number,
-    readonly tokenLow: number,
     readonly references: readonly Reference[],
   ) {}
 
@@ -96,9 +88,22 @@ export class Resource {
       sotw.set(part, pos);
       pos += part.length;
     }
-    // Hashed as contentHash does; the token is read from the digest, not parsed back from hex.
-    const digest = hash('sha256', parts.length === 1 ? parts[0]! : sotw.subarray(messageStart), 'buffer');
-    return new Resource(typeUrl, name, sotw, anyStart, digest.toString('hex', 0, 8), digest.readUInt32BE(0), digest.readUInt32BE(4), references);
+    const version = contentHash(parts.length === 1 ? parts[0]! : sotw.subarray(messageStart));
+    return new Resource(typeUrl, name, sotw, anyStart, version, references);
+  }
+
+  /**
+   * This resource's share of a type version: the 64 bits of its version, as two 32-bit
+   * halves (plain numbers: sums of them need no BigInt). Type versions add these up
+   * (see resource-map.ts), so they need no sorting. The version hashes bytes that hold
+   * the name, so two resources of one type never share a token by design.
+   */
+  get tokenHigh(): number {
+    return parseInt(this.version.slice(0, 8), 16);
+  }
+
+  get tokenLow(): number {
+    return parseInt(this.version.slice(8, 16), 16);
   }
 
   /** `DiscoveryResponse.resources` entry: field 2, length-delimited Any. */
