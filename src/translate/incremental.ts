@@ -16,6 +16,7 @@ import { claimHeaders } from './filters.js';
 import { buildVirtualHost, liveMirrors, plainVirtualHost, type SubsetIndex } from './routes.js';
 import { translateForProxy, type TypedObject } from './translate.js';
 import type { ProxyKey } from './proxy.js';
+import { serviceNames } from '../model/service-names.js';
 
 export { EnvoyConstraintError } from './encode.js';
 
@@ -94,12 +95,16 @@ export class IncrementalTranslator {
 
   /** Everything every proxy shares, for the model. */
   shared(model: Model): Resource[] {
+    const { services, extras } = this.sharedParts(model);
+    return [...services, ...extras];
+  }
+
+  private sharedParts(model: Model): { services: Resource[]; extras: Resource[] } {
     const { registry, rules } = model;
     for (const gone of [...this.services.keys()]) if (!registry.services.has(gone)) this.services.delete(gone);
-    const out: Resource[] = [];
-    for (const name of [...registry.services.keys()].sort()) out.push(...this.service(registry, name, rules).resources);
-    out.push(...this.extras(model));
-    return out;
+    const services: Resource[] = [];
+    for (const name of serviceNames(registry)) services.push(...this.service(registry, name, rules).resources);
+    return { services, extras: this.extras(model) };
   }
 
   /** What the last snapshot from `sharedSnapshot` was made of: the base of the next one. */
@@ -143,9 +148,9 @@ export class IncrementalTranslator {
     const { registry, rules } = model;
     const last = this.published;
     if (!last || last.rules !== rules || last.routingTags !== registry.routingTags) {
-      const resources = this.shared(model);
-      const snapshot = Snapshot.create(resources);
-      const extras = new Map(this.extras(model).map((r) => [r.name, r])); // cached: the mirrors' clusters are built once
+      const parts = this.sharedParts(model);
+      const snapshot = Snapshot.create([...parts.services, ...parts.extras]);
+      const extras = new Map(parts.extras.map((r) => [r.name, r]));
       this.published = { snapshot, rules, routingTags: registry.routingTags, registry: registry.services, services: new Map(this.services), extras };
       this.bumpEpoch(registry);
       return snapshot;

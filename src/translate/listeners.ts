@@ -14,6 +14,7 @@ import {
 import { buildMethodMatcher } from './matchers.js';
 import { clusterName, listenerName, localAppClusterName, routeName } from './names.js';
 import { buildVirtualHost, type SubsetIndex } from './routes.js';
+import { serviceNames } from '../model/service-names.js';
 
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 
@@ -55,7 +56,7 @@ export function buildHttpListener(name: string, address: string, port: number, h
 
 /** Virtual hosts for every service of the registry, in name order. */
 export function serviceVirtualHosts(registry: Registry, rules: RuleSet, subsets: SubsetIndex, readOnlyStandIn?: number): ResourceObject[] {
-  return [...registry.services.keys()].sort().map((service) => buildVirtualHost(service, rules, subsets, { readOnlyStandIn }));
+  return serviceNames(registry).map((service) => buildVirtualHost(service, rules, subsets, { readOnlyStandIn }));
 }
 
 /** The edge verifies JWTs where rules route on claims. */
@@ -84,7 +85,7 @@ export function inboundRouteConfiguration(port: number, appPort: number): Resour
  * rate limit of their own get routes carrying that limit.
  */
 export function accessVirtualHosts(registry: Registry, gateway: AccessGateway | undefined): ResourceObject[] {
-  return [...registry.services.keys()].sort().map((service) => {
+  return serviceNames(registry).map((service) => {
     const routes: ResourceObject[] = [];
     (gateway?.allow ?? []).forEach((rule, i) => {
       if (rule.service !== service || !rule.rate_limit) return;

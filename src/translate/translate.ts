@@ -16,6 +16,7 @@ import {
 import { listenerName } from './names.js';
 import type { ProxyKey } from './proxy.js';
 import { liveMirrors, type SubsetIndex } from './routes.js';
+import { serviceNames } from '../model/service-names.js';
 
 export interface TypedObject {
   typeUrl: ResourceTypeUrl;
@@ -41,7 +42,7 @@ export function translateShared(model: Model): TypedObject[] {
     out.push(typed(TypeUrl.Cluster)(buildCluster(subset)), typed(TypeUrl.ClusterLoadAssignment)(buildClusterLoadAssignment(subset)));
   }
   const subsets = subsetIndex(model);
-  for (const service of [...model.registry.services.keys()].sort()) {
+  for (const service of serviceNames(model.registry)) {
     for (const mirror of liveMirrors(service, model.rules, subsets)) out.push(typed(TypeUrl.Cluster)(buildMirrorCluster(mirror)));
   }
   for (const issuer of [...claimHeaders(model.rules).keys()].sort()) {
@@ -63,7 +64,7 @@ export function translateForProxy(model: Model, key: ProxyKey, options: ForProxy
   const { registry, rules } = model;
   const vhosts = (standIn?: number): ResourceObject[] =>
     options.vhostOf
-      ? [...registry.services.keys()].sort().map((s) => options.vhostOf!(s, standIn))
+      ? serviceNames(registry).map((s) => options.vhostOf!(s, standIn))
       : serviceVirtualHosts(registry, rules, subsets, standIn);
   switch (key.role) {
     case 'edge': {
