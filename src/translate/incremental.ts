@@ -24,7 +24,8 @@ interface ServiceEntry {
   instances: readonly Instance[];
   patterns: string;
   resources: Resource[];
-  live: Set<string>;
+  /** The subsets with instances, in name order: a few names, so a list, not a set. */
+  live: readonly string[];
 }
 
 interface VirtualHostEntry {
@@ -37,10 +38,8 @@ interface VirtualHostEntry {
 
 const tagEntries = new WeakMap<readonly string[], { tags: readonly string[]; key: string }>();
 
-function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
-  if (a.size !== b.size) return false;
-  for (const x of a) if (!b.has(x)) return false;
-  return true;
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function targetsOf(rules: ServiceRules | undefined): Target[] {
@@ -81,7 +80,7 @@ export class IncrementalTranslator {
       instances: service.instances,
       patterns: key,
       resources: subsets.flatMap(subsetResources),
-      live: new Set(subsets.filter((s) => s.instances.length > 0).map((s) => s.name)),
+      live: subsets.filter((s) => s.instances.length > 0).map((s) => s.name),
     };
     this.services.set(name, entry);
     return entry;
@@ -89,7 +88,7 @@ export class IncrementalTranslator {
 
   private index(registry: Registry, rules: RuleSet): SubsetIndex {
     return {
-      hasInstances: (t) => (registry.services.has(t.service) ? this.service(registry, t.service, rules).live.has(t.subset) : false),
+      hasInstances: (t) => (registry.services.has(t.service) ? this.service(registry, t.service, rules).live.includes(t.subset) : false),
     };
   }
 
@@ -179,7 +178,7 @@ export class IncrementalTranslator {
       const entry = this.service(registry, name, rules);
       if (entry === before) continue;
       changed.push([name, entry]);
-      if (!before || !sameSet(before.live, entry.live)) routing = true;
+      if (!before || !sameList(before.live, entry.live)) routing = true;
       if (before) {
         before.resources.forEach(release);
         const kept = new Set(entry.resources.map((r) => `${r.typeUrl} ${r.name}`));

@@ -73,8 +73,9 @@ export class ResourceMap implements ReadonlyMap<string, Resource> {
     constructor(private readonly describe = (name: string) => `resource "${name}"`) {}
 
     add(r: Resource): void {
-      if (this.root.has(r.name)) throw new Error(`duplicate ${this.describe(r.name)}`);
+      const size = this.root.size;
       this.root.set(r.name, r);
+      if (this.root.size === size) throw new Error(`duplicate ${this.describe(r.name)}`); // the name was there
       this.high += r.tokenHigh;
       this.low += r.tokenLow;
     }
