@@ -5,6 +5,7 @@ import { desiredResources, type ClientView } from './ordering.js';
 import { StreamBase } from './stream-base.js';
 import { encodeDeltaDiscoveryResponse, type DeltaDiscoveryRequest } from './wire.js';
 import type { Resource } from './resource.js';
+import type { ResourceMap } from './resource-map.js';
 import type { TypeStatus } from './sotw-stream.js';
 
 /** Responses awaiting an ACK, per type; older ones beyond this are forgotten (stale). */
@@ -33,6 +34,13 @@ class DeltaTypeState {
   lastError?: string;
   heldSince?: number;
   updatedAt = Date.now();
+  /**
+   * What the stream should hold as of its last full look, and whether the subscription
+   * changed since: while it has not, a pump looks only at what changed in between (a
+   * proxy subscribed to 20,000 endpoints is not walked name by name on every change).
+   */
+  seen?: ResourceMap;
+  subscriptionChanged = true;
 
   constructor(readonly typeUrl: ResourceTypeUrl) {}
 
@@ -78,6 +86,7 @@ export class DeltaStream extends StreamBase implements ClientView {
     let st = this.types.get(typeUrl);
     if (!st) this.types.set(typeUrl, (st = new DeltaTypeState(typeUrl)));
 
+    if (req.resource_names_subscribe.length > 0 || req.resource_names_unsubscribe.length > 0) st.subscriptionChanged = true;
     if (!st.initialized) {
       st.initialized = true;
       for (const [name, version] of Object.entries(req.initial_resource_versions)) st.known.set(name, version);
@@ -136,20 +145,42 @@ export class DeltaStream extends StreamBase implements ClientView {
       const desired = desiredResources(typeUrl, snapshot, this);
       const toSend: Resource[] = [];
       const removed: string[] = [];
-      const consider = st.wildcard ? desired.values() : [...st.names].flatMap((n) => (desired.has(n) ? [desired.get(n)!] : []));
-      for (const r of consider) {
+      const consider = (r: Resource): void => {
         const answer = st.mustAnswer.has(r.name);
-        if (!answer && st.known.get(r.name) === r.version) continue;
-        if (!answer && st.nacked.get(r.name) === r.version) continue; // never repeat a rejected version
+        if (!answer && st.known.get(r.name) === r.version) return;
+        if (!answer && st.nacked.get(r.name) === r.version) return; // never repeat a rejected version
         toSend.push(r);
+      };
+      if (st.seen && !st.subscriptionChanged) {
+        // Only what changed since the last look, and the names that must be answered.
+        const change = desired.diffFrom(st.seen);
+        for (const r of change.upserts) if (st.isSubscribed(r.name)) consider(r);
+        for (const name of st.mustAnswer) {
+          const r = desired.get(name);
+          if (r && !toSend.includes(r)) consider(r);
+        }
+        for (const name of change.removed) if (st.known.has(name)) removed.push(name);
+      } else {
+        const subscribed = st.wildcard ? desired.values() : [...st.names].flatMap((n) => (desired.has(n) ? [desired.get(n)!] : []));
+        for (const r of subscribed) consider(r);
+        for (const name of st.known.keys()) if (!desired.has(name) || !st.isSubscribed(name)) removed.push(name);
       }
-      for (const name of st.known.keys()) if (!desired.has(name) || !st.isSubscribed(name)) removed.push(name);
       // A subscribed name that does not exist is reported at once, not left to a timeout.
-      for (const name of st.mustAnswer) if (!desired.has(name) && !st.known.has(name)) removed.push(name);
-      if (toSend.length === 0 && removed.length === 0) continue;
+      for (const name of st.mustAnswer) if (!desired.has(name) && !st.known.has(name) && !removed.includes(name)) removed.push(name);
+      if (toSend.length === 0 && removed.length === 0) {
+        this.sawAll(st, desired);
+        continue;
+      }
       if (this.holdBack(st, toSend, this.types.get(TypeUrl.Cluster)?.wildcard ?? false)) continue;
       this.respond(st, toSend, removed.sort());
+      this.sawAll(st, desired);
     }
+  }
+
+  /** Everything `desired` holds has been sent or needs nothing: the next look starts from it. */
+  private sawAll(st: DeltaTypeState, desired: ResourceMap): void {
+    st.seen = desired;
+    st.subscriptionChanged = false;
   }
 
   private respond(st: DeltaTypeState, toSend: Resource[], removed: string[]): void {
