@@ -1,6 +1,7 @@
 // An immutable map of resources by name that is cheap to derive from: one change to a
-// map of 20,000 endpoints makes a new map in O(1), not O(n), and knows how it differs
-// from the map it came from. Snapshots, streams' selections and what a stream was sent
+// map of 20,000 endpoints makes a new map in time proportional to the changes since
+// its root (bounded, see below), not to the map, and knows how it differs from the
+// map it came from. Snapshots, streams' selections and what a stream was sent
 // are all ResourceMaps, so a change costs what changed, not the size of the model.
 //
 // A map is a flat `root` (never mutated once built) plus `changes` over it (a name's
