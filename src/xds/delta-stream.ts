@@ -132,10 +132,6 @@ export class DeltaStream extends StreamBase implements ClientView {
     this.pump();
   }
 
-  protected onSnapshot(): void {
-    this.pump();
-  }
-
   protected pumpOnce(): void {
     const snapshot = this.snapshot;
     if (!snapshot) return;

@@ -256,10 +256,6 @@ export class SotwStream extends StreamBase implements ClientView {
     this.pump();
   }
 
-  protected onSnapshot(): void {
-    this.pump();
-  }
-
   protected pumpOnce(): void {
     const snapshot = this.snapshot;
     if (!snapshot) return;

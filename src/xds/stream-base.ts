@@ -105,7 +105,7 @@ export abstract class StreamBase implements ClientView {
       this.snapshot = this.options.watcher.get(this.group);
       this.unwatch = this.options.watcher.watch(this.group, (snapshot) => {
         this.snapshot = snapshot;
-        this.onSnapshot();
+        this.pump();
       });
       return true;
     }
@@ -124,8 +124,6 @@ export abstract class StreamBase implements ClientView {
   abstract held(typeUrl: ResourceTypeUrl): Iterable<Resource>;
   abstract acked(typeUrl: ResourceTypeUrl): ReadonlyMap<string, Resource>;
 
-  /** Called when the group publishes a new snapshot. */
-  protected abstract onSnapshot(): void;
   /** Sends what is due, in push order, while the transport takes it. */
   protected abstract pumpOnce(): void;
 
