@@ -1,7 +1,7 @@
 // One incremental ADS stream (DeltaAggregatedResources): the server tracks what the
 // client holds, name by name, and sends only differences (xDS spec, "Incremental xDS").
 import { TypeUrl, PUSH_ORDER, isResourceTypeUrl, type ResourceTypeUrl } from './resources.js';
-import { desiredResources, type ClientView } from './ordering.js';
+import { desiredPerPump, type ClientView } from './ordering.js';
 import { StreamBase } from './stream-base.js';
 import { encodeDeltaDiscoveryResponse, type DeltaDiscoveryRequest } from './wire.js';
 import type { Resource } from './resource.js';
@@ -135,34 +135,12 @@ export class DeltaStream extends StreamBase implements ClientView {
   protected pumpOnce(): void {
     const snapshot = this.snapshot;
     if (!snapshot) return;
+    const view = desiredPerPump(snapshot, this);
     for (const typeUrl of PUSH_ORDER) {
       const st = this.types.get(typeUrl);
       if (!st || !this.canWrite) continue;
-      const desired = desiredResources(typeUrl, snapshot, this);
-      const toSend: Resource[] = [];
-      const removed: string[] = [];
-      const consider = (r: Resource): void => {
-        const answer = st.mustAnswer.has(r.name);
-        if (!answer && st.known.get(r.name) === r.version) return;
-        if (!answer && st.nacked.get(r.name) === r.version) return; // never repeat a rejected version
-        toSend.push(r);
-      };
-      if (st.seen && !st.subscriptionChanged) {
-        // Only what changed since the last look, and the names that must be answered.
-        const change = desired.diffFrom(st.seen);
-        for (const r of change.upserts) if (st.isSubscribed(r.name)) consider(r);
-        for (const name of st.mustAnswer) {
-          const r = desired.get(name);
-          if (r && !toSend.includes(r)) consider(r);
-        }
-        for (const name of change.removed) if (st.known.has(name)) removed.push(name);
-      } else {
-        const subscribed = st.wildcard ? desired.values() : [...st.names].flatMap((n) => (desired.has(n) ? [desired.get(n)!] : []));
-        for (const r of subscribed) consider(r);
-        for (const name of st.known.keys()) if (!desired.has(name) || !st.isSubscribed(name)) removed.push(name);
-      }
-      // A subscribed name that does not exist is reported at once, not left to a timeout.
-      for (const name of st.mustAnswer) if (!desired.has(name) && !st.known.has(name) && !removed.includes(name)) removed.push(name);
+      const desired = view.of(typeUrl);
+      const { toSend, removed } = this.due(st, desired);
       if (toSend.length === 0 && removed.length === 0) {
         this.sawAll(st, desired);
         continue;
@@ -170,7 +148,40 @@ export class DeltaStream extends StreamBase implements ClientView {
       if (this.holdBack(st, toSend, this.types.get(TypeUrl.Cluster)?.wildcard ?? false)) continue;
       this.respond(st, toSend, removed.sort());
       this.sawAll(st, desired);
+      if (typeUrl === TypeUrl.Cluster) view.clustersSent();
     }
+  }
+
+  /**
+   * What to send and what to report removed: while the subscription stands, only what
+   * changed since the last look and the names that must be answered; otherwise every
+   * subscribed name.
+   */
+  private due(st: DeltaTypeState, desired: ResourceMap): { toSend: Resource[]; removed: string[] } {
+    const toSend: Resource[] = [];
+    const removed: string[] = [];
+    const consider = (r: Resource): void => {
+      const answer = st.mustAnswer.has(r.name);
+      if (!answer && st.known.get(r.name) === r.version) return;
+      if (!answer && st.nacked.get(r.name) === r.version) return; // never repeat a rejected version
+      toSend.push(r);
+    };
+    if (st.seen && !st.subscriptionChanged) {
+      const change = desired.diffFrom(st.seen);
+      for (const r of change.upserts) if (st.isSubscribed(r.name)) consider(r);
+      for (const name of st.mustAnswer) {
+        const r = desired.get(name);
+        if (r && !toSend.includes(r)) consider(r);
+      }
+      for (const name of change.removed) if (st.known.has(name)) removed.push(name);
+    } else {
+      const subscribed = st.wildcard ? desired.values() : [...st.names].flatMap((n) => (desired.has(n) ? [desired.get(n)!] : []));
+      for (const r of subscribed) consider(r);
+      for (const name of st.known.keys()) if (!desired.has(name) || !st.isSubscribed(name)) removed.push(name);
+    }
+    // A subscribed name that does not exist is reported at once, not left to a timeout.
+    for (const name of st.mustAnswer) if (!desired.has(name) && !st.known.has(name) && !removed.includes(name)) removed.push(name);
+    return { toSend, removed };
   }
 
   /** Everything `desired` holds has been sent or needs nothing: the next look starts from it. */

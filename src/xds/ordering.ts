@@ -38,18 +38,23 @@ export function retainedClusters(snapshot: Snapshot, client: ClientView): Map<st
 }
 
 /**
- * The resources of a type this client should have now: the snapshot's, plus the
- * clusters (and their endpoints) kept for routes it may still hold.
+ * The resources of each type this client should have now: the snapshot's, plus the
+ * clusters (and their endpoints) kept for routes it may still hold. Made for one pump
+ * of a stream: the kept clusters are worked out once, for CDS and EDS alike, and again
+ * once clusters have been sent (what the client may hold has changed).
  */
-export function desiredResources(
-  typeUrl: ResourceTypeUrl,
-  snapshot: Snapshot,
-  client: ClientView,
-  retained: () => Map<string, Resource> = () => retainedClusters(snapshot, client),
-): ResourceMap {
-  const base = snapshot.resources(typeUrl);
-  if (typeUrl !== TypeUrl.Cluster && typeUrl !== TypeUrl.ClusterLoadAssignment) return base;
-  return withRetained(typeUrl, base, retained(), client);
+export function desiredPerPump(snapshot: Snapshot, client: ClientView): { of(typeUrl: ResourceTypeUrl): ResourceMap; clustersSent(): void } {
+  let retained: Map<string, Resource> | undefined;
+  return {
+    of(typeUrl) {
+      const base = snapshot.resources(typeUrl);
+      if (typeUrl !== TypeUrl.Cluster && typeUrl !== TypeUrl.ClusterLoadAssignment) return base;
+      return withRetained(typeUrl, base, (retained ??= retainedClusters(snapshot, client)), client);
+    },
+    clustersSent() {
+      retained = undefined;
+    },
+  };
 }
 
 function withRetained(typeUrl: ResourceTypeUrl, base: ResourceMap, retained: Map<string, Resource>, client: ClientView): ResourceMap {

@@ -4,7 +4,7 @@ import { TypeUrl, PUSH_ORDER, isResourceTypeUrl, type ResourceTypeUrl } from './
 import { hash } from 'node:crypto';
 import { contentHash } from './resource.js';
 import { ResourceMap } from './resource-map.js';
-import { desiredResources, retainedClusters, type ClientView } from './ordering.js';
+import { desiredPerPump, type ClientView } from './ordering.js';
 import { StreamBase } from './stream-base.js';
 import { encodeDiscoveryResponse, type DiscoveryRequest } from './wire.js';
 import type { Resource } from './resource.js';
@@ -259,12 +259,11 @@ export class SotwStream extends StreamBase implements ClientView {
   protected pumpOnce(): void {
     const snapshot = this.snapshot;
     if (!snapshot) return;
-    let retained: Map<string, Resource> | undefined; // worked out once for CDS and EDS
-    const retainedNow = (): Map<string, Resource> => (retained ??= retainedClusters(snapshot, this));
+    const desired = desiredPerPump(snapshot, this);
     for (const typeUrl of PUSH_ORDER) {
       const st = this.types.get(typeUrl);
       if (!st || !this.canWrite) continue;
-      const all = desiredResources(typeUrl, snapshot, this, retainedNow);
+      const all = desired.of(typeUrl);
       const selection = st.select(all);
       const version = selection.version;
 
@@ -283,7 +282,7 @@ export class SotwStream extends StreamBase implements ClientView {
       const changed = gated ? [...selection.values()].filter((r) => st.sent.get(r.name)?.version !== r.version) : [];
       if (gated && this.holdBack(st, changed, this.types.get(TypeUrl.Cluster)?.wildcard ?? false)) continue;
       this.respond(st, version, selection, all, newNames);
-      if (typeUrl === TypeUrl.Cluster) retained = undefined; // what the proxy may hold just changed
+      if (typeUrl === TypeUrl.Cluster) desired.clustersSent();
     }
   }
 
