@@ -196,11 +196,14 @@ export class DecodedDiscoveryRequest implements DiscoveryRequest {
   }
 }
 
+/** What carries a request's resource_names bytes: the request, or what kept them. */
+export type ResourceNameBytes = Pick<DiscoveryRequest, 'resource_names_raw'>;
+
 /**
- * True when both requests carry their resource_names bytes and those are equal, so
- * their names are equal without decoding either. False says nothing: compare names.
+ * True when both carry their resource_names bytes and those are equal, so their names
+ * are equal without decoding either. False says nothing: compare names.
  */
-export function sameResourceNameBytes(a: DiscoveryRequest, b: DiscoveryRequest): boolean {
+export function sameResourceNameBytes(a: ResourceNameBytes, b: ResourceNameBytes): boolean {
   const x = a.resource_names_raw;
   const y = b.resource_names_raw;
   return x !== undefined && y !== undefined && x.length === y.length && Buffer.compare(x, y) === 0;

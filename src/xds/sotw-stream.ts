@@ -6,7 +6,7 @@ import { contentHash } from './resource.js';
 import { ResourceMap } from './resource-map.js';
 import { desiredPerPump, type ClientView } from './ordering.js';
 import { StreamBase } from './stream-base.js';
-import { encodeDiscoveryResponse, type DiscoveryRequest } from './wire.js';
+import { encodeDiscoveryResponse, sameResourceNameBytes, type DiscoveryRequest, type ResourceNameBytes } from './wire.js';
 import type { Resource } from './resource.js';
 
 const NONE = ResourceMap.EMPTY;
@@ -63,9 +63,9 @@ const SENDS_CHANGES = new Set<ResourceTypeUrl>([TypeUrl.ClusterLoadAssignment, T
  * Found by the bytes of the request's resource_names, so a new stream asking for what
  * others asked for costs a hash and a compare, not thousands of decoded names.
  */
-interface Subscription {
-  /** The resource_names fields as they arrived, when they came off the wire. */
-  readonly raw?: Uint8Array;
+interface Subscription extends ResourceNameBytes {
+  /** The resource_names fields as they arrived, when they came off the wire (a copy). */
+  readonly resource_names_raw?: Uint8Array;
   readonly names: readonly string[];
   readonly set: ReadonlySet<string>;
   readonly wildcard: boolean;
@@ -89,7 +89,7 @@ function subscriptionOfNames(names: readonly string[], raw?: Uint8Array): Subscr
   const key = wildcard ? '*' : contentHash([...set].sort().join('\u0000'));
   const known = subscriptionsByKey.get(key);
   if (known && !raw) return known;
-  return remember(subscriptionsByKey, key, { raw, names: known?.names ?? names, set: known?.set ?? set, wildcard, key });
+  return remember(subscriptionsByKey, key, { resource_names_raw: raw, names: known?.names ?? names, set: known?.set ?? set, wildcard, key });
 }
 
 function subscriptionOf(req: DiscoveryRequest): Subscription {
@@ -97,7 +97,7 @@ function subscriptionOf(req: DiscoveryRequest): Subscription {
   if (!raw) return subscriptionOfNames(req.resource_names);
   const digest = hash('sha1', raw, 'base64');
   const known = subscriptionsByBytes.get(digest);
-  if (known?.raw && Buffer.compare(known.raw, raw) === 0) return known;
+  if (known && sameResourceNameBytes(known, req)) return known;
   // A copy: the request's bytes may be a view of a larger buffer.
   return remember(subscriptionsByBytes, digest, subscriptionOfNames(req.resource_names, Buffer.from(raw)));
 }
@@ -142,7 +142,7 @@ class TypeState implements TypeStatus {
   subscribe(req: DiscoveryRequest): void {
     const raw = req.resource_names_raw;
     const last = this.subscription;
-    if (raw && last?.raw && raw.length === last.raw.length && Buffer.compare(raw, last.raw) === 0) return;
+    if (last && sameResourceNameBytes(req, last)) return;
     const empty = raw ? raw.length === 0 : req.resource_names.length === 0;
     if (empty && !this.everNamed) {
       this.wildcard = true; // legacy wildcard: a type never named is "*"

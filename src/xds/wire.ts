@@ -13,6 +13,7 @@ export {
   type DeltaDiscoveryRequest,
   type DiscoveryRequest,
   type Node,
+  type ResourceNameBytes,
   type RpcStatus,
 } from './request-decode.js';
 
