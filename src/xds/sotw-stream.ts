@@ -108,10 +108,11 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
+/** What a type never named subscribes to: everything (legacy wildcard). */
+const LEGACY_WILDCARD: Subscription = { names: [], set: new Set(), wildcard: true, key: '*' };
+
 class TypeState implements TypeStatus {
-  wildcard = false;
   everNamed = false;
-  names: ReadonlySet<string> = new Set<string>();
   /** The client's version_info on its latest request. */
   clientVersion = '';
   nonce = '';
@@ -119,10 +120,8 @@ class TypeState implements TypeStatus {
   sent: ResourceMap = NONE;
   /** The map `sent` was selected from: a later selection is derived from the change since. */
   sentFrom?: ResourceMap;
-  /** Subscription at the time of the last response, to spot newly requested names. */
-  namesAtSend: ReadonlySet<string> = new Set<string>();
-  wildcardAtSend = false;
-  keyAtSend = '';
+  /** The subscription at the time of the last response, to spot newly requested names. */
+  atSend?: Subscription;
   ackedVersion?: string;
   acked: ResourceMap = NONE;
   nackedVersion?: string;
@@ -135,33 +134,37 @@ class TypeState implements TypeStatus {
   constructor(readonly typeUrl: ResourceTypeUrl) {}
 
   /** The subscription of the latest request: most requests (ACKs) repeat it. */
-  private subscription?: Subscription;
+  subscription = LEGACY_WILDCARD;
+
+  get wildcard(): boolean {
+    return this.subscription.wildcard;
+  }
+
+  get names(): ReadonlySet<string> {
+    return this.subscription.set;
+  }
+
   /** Identifies the subscription; streams with equal subscriptions share selections. */
-  key = '*';
+  get key(): string {
+    return this.subscription.key;
+  }
 
   subscribe(req: DiscoveryRequest): void {
     const raw = req.resource_names_raw;
     const last = this.subscription;
-    if (last && sameResourceNameBytes(req, last)) return;
+    if (sameResourceNameBytes(req, last)) return;
     const empty = raw ? raw.length === 0 : req.resource_names.length === 0;
-    if (empty && !this.everNamed) {
-      this.wildcard = true; // legacy wildcard: a type never named is "*"
-      this.key = '*';
-      return;
-    }
+    if (empty && !this.everNamed) return; // still the legacy wildcard: a type never named is "*"
     this.everNamed = true;
-    if (!raw && last && sameNames(req.resource_names, last.names)) return;
-    const next = subscriptionOf(req);
-    this.subscription = next;
-    this.wildcard = next.wildcard;
-    this.key = next.key;
-    this.names = next.set;
+    if (!raw && last !== LEGACY_WILDCARD && sameNames(req.resource_names, last.names)) return;
+    this.subscription = subscriptionOf(req);
   }
 
   hasNewNames(): boolean {
-    if (this.wildcard && !this.wildcardAtSend) return true;
-    if (this.key === this.keyAtSend) return false;
-    for (const n of this.names) if (!this.namesAtSend.has(n)) return true;
+    const atSend = this.atSend;
+    if (this.wildcard && !atSend?.wildcard) return true;
+    if (this.key === atSend?.key) return false;
+    for (const n of this.names) if (!atSend?.set.has(n)) return true;
     return false;
   }
 
@@ -175,7 +178,7 @@ class TypeState implements TypeStatus {
     if (!bySubscription) selections.set(all, (bySubscription = new Map()));
     let selection = bySubscription.get(this.key);
     if (!selection) {
-      if (this.sentFrom && this.keyAtSend === this.key && !this.wildcardAtSend) {
+      if (this.sentFrom && this.atSend?.key === this.key && !this.atSend.wildcard) {
         const change = all.diffFrom(this.sentFrom);
         selection = this.sent.with(
           change.upserts.filter((r) => this.names.has(r.name)),
@@ -346,9 +349,7 @@ export class SotwStream extends StreamBase implements ClientView {
     st.sentVersion = version;
     st.sent = sent;
     st.sentFrom = from;
-    st.namesAtSend = st.names;
-    st.keyAtSend = st.key;
-    st.wildcardAtSend = st.wildcard;
+    st.atSend = st.subscription;
     st.resend = undefined;
     st.heldSince = undefined;
     st.updatedAt = Date.now();
