@@ -36,7 +36,46 @@ interface VirtualHostEntry {
   vhost: ResourceObject;
 }
 
+/** What a shared snapshot was made of. */
+interface Published {
+  snapshot: Snapshot;
+  rules: RuleSet;
+  routingTags: readonly string[] | undefined;
+  /** The registry's services the snapshot was made from. */
+  registry: ReadonlyMap<string, Service>;
+  /** Mutated only once a next snapshot is made: it always describes `snapshot`. */
+  services: Map<string, ServiceEntry>;
+  /** Mirror and JWKS clusters, by name. */
+  extras: Map<string, Resource>;
+}
+
+/** How a model differs from the one a shared snapshot was made of (IncrementalTranslator.changeSince). */
+interface SharedChange {
+  upserts: Resource[];
+  removed: Removal[];
+  /** Names whose owner replaces or drops them in this change: anything else new must be new. */
+  released: Set<string>;
+  /** Services whose entries changed; undefined: gone. */
+  services: [string, ServiceEntry | undefined][];
+  /** Mirror and JWKS clusters, by name. */
+  extras: Map<string, Resource>;
+  /** Whether routes may change: a service came or went, or a subset's liveness changed. */
+  routing: boolean;
+}
+
 const tagEntries = new WeakMap<readonly string[], { tags: readonly string[]; key: string }>();
+
+const resourceKey = (r: Resource): string => `${r.typeUrl} ${r.name}`;
+
+/** Throws if a new resource takes a name another owner still holds, or two take one. */
+function refuseNameClashes(current: Snapshot, upserts: readonly Resource[], released: ReadonlySet<string>): void {
+  const seen = new Set<string>();
+  for (const r of upserts) {
+    const key = resourceKey(r);
+    if (seen.has(key) || (!released.has(key) && current.resources(r.typeUrl).has(r.name))) throw new Error(`duplicate ${r.typeUrl.slice(r.typeUrl.lastIndexOf('.') + 1)} resource "${r.name}"`);
+    seen.add(key);
+  }
+}
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
@@ -107,17 +146,7 @@ export class IncrementalTranslator {
   }
 
   /** What the last snapshot from `sharedSnapshot` was made of: the base of the next one. */
-  private published?: {
-    snapshot: Snapshot;
-    rules: RuleSet;
-    routingTags: readonly string[] | undefined;
-    /** The registry's services the snapshot was made from. */
-    registry: ReadonlyMap<string, Service>;
-    /** Mutated only once a next snapshot is made: it always describes `snapshot`. */
-    services: Map<string, ServiceEntry>;
-    /** Mirror and JWKS clusters, by name. */
-    extras: Map<string, Resource>;
-  };
+  private published?: Published;
   /** Bumped whenever routes may change: rules, the set of services, or a subset's liveness. */
   private routingEpoch = 0;
   private epochRegistry?: Registry;
@@ -140,8 +169,9 @@ export class IncrementalTranslator {
   /**
    * The snapshot every proxy shares, derived from the last one this returned: only the
    * services whose instances changed are translated again, and only resources whose
-   * content changed enter the new snapshot. The first call (and any after a failure
-   * to translate) builds it whole.
+   * content changed enter the new snapshot. The first call, and any after the rules or
+   * the routing tags changed, builds it whole; after a failure the next call derives
+   * from the last snapshot that was made.
    */
   sharedSnapshot(model: Model): Snapshot {
     const { registry, rules } = model;
@@ -154,17 +184,29 @@ export class IncrementalTranslator {
       this.bumpEpoch(registry);
       return snapshot;
     }
+    const change = this.changeSince(last, model);
+    refuseNameClashes(last.snapshot, change.upserts, change.released);
+    const snapshot = last.snapshot.update(change.upserts, change.removed);
+    for (const [name, entry] of change.services) {
+      if (entry) last.services.set(name, entry);
+      else last.services.delete(name);
+    }
+    this.published = { ...last, registry: registry.services, snapshot, extras: change.extras };
+    if (change.routing) this.bumpEpoch(registry);
+    else this.epochRegistry = registry;
+    return snapshot;
+  }
+
+  /** What differs in `model` from what `last` was made of. */
+  private changeSince(last: Published, model: Model): SharedChange {
+    const { registry, rules } = model;
     const upserts: Resource[] = [];
     const removed: Removal[] = [];
-    /** Names whose owner replaces or drops them in this change: anything else new must be new. */
     const released = new Set<string>();
-    const changed: [string, ServiceEntry | undefined][] = [];
+    const services: [string, ServiceEntry | undefined][] = [];
     let routing = false;
-    const release = (r: Resource): void => {
-      released.add(`${r.typeUrl} ${r.name}`);
-    };
-    // Same rules and routing tags as last time (else the whole build above): a service
-    // with the same instances has the same entry. The source may say which those are.
+    // Same rules and routing tags as last time (else the whole build): a service with
+    // the same instances has the same entry. The source may say which those are.
     const moved: string[] = [];
     if (registry.changes?.since === last.registry) {
       for (const name of registry.changes.services) if (registry.services.has(name)) moved.push(name);
@@ -177,23 +219,23 @@ export class IncrementalTranslator {
       const before = last.services.get(name);
       const entry = this.service(registry, name, rules);
       if (entry === before) continue;
-      changed.push([name, entry]);
+      services.push([name, entry]);
       if (!before || !sameList(before.live, entry.live)) routing = true;
       if (before) {
-        before.resources.forEach(release);
-        const kept = new Set(entry.resources.map((r) => `${r.typeUrl} ${r.name}`));
-        for (const r of before.resources) if (!kept.has(`${r.typeUrl} ${r.name}`)) removed.push({ typeUrl: r.typeUrl, name: r.name });
+        for (const r of before.resources) released.add(resourceKey(r));
+        const kept = new Set(entry.resources.map(resourceKey));
+        for (const r of before.resources) if (!kept.has(resourceKey(r))) removed.push({ typeUrl: r.typeUrl, name: r.name });
       }
       upserts.push(...entry.resources);
     }
-    if (last.services.size + changed.filter(([name]) => !last.services.has(name)).length !== registry.services.size) {
+    if (last.services.size + services.filter(([name]) => !last.services.has(name)).length !== registry.services.size) {
       for (const [name, before] of last.services) {
         if (registry.services.has(name)) continue;
         this.services.delete(name);
-        changed.push([name, undefined]);
+        services.push([name, undefined]);
         routing = true;
         for (const r of before.resources) {
-          release(r);
+          released.add(resourceKey(r));
           removed.push({ typeUrl: r.typeUrl, name: r.name });
         }
       }
@@ -202,27 +244,12 @@ export class IncrementalTranslator {
     if (routing) {
       extras = new Map(this.extras(model).map((r) => [r.name, r]));
       for (const [name, r] of last.extras) {
-        release(r);
+        released.add(resourceKey(r));
         if (!extras.has(name)) removed.push({ typeUrl: r.typeUrl, name });
       }
       upserts.push(...extras.values());
     }
-    const current = last.snapshot;
-    const seen = new Set<string>();
-    for (const r of upserts) {
-      const key = `${r.typeUrl} ${r.name}`;
-      if (seen.has(key) || (!released.has(key) && current.resources(r.typeUrl).has(r.name))) throw new Error(`duplicate ${r.typeUrl.slice(r.typeUrl.lastIndexOf('.') + 1)} resource "${r.name}"`);
-      seen.add(key);
-    }
-    const snapshot = current.update(upserts, removed);
-    for (const [name, entry] of changed) {
-      if (entry) last.services.set(name, entry);
-      else last.services.delete(name);
-    }
-    this.published = { ...last, registry: registry.services, snapshot, extras };
-    if (routing) this.bumpEpoch(registry);
-    else this.epochRegistry = registry;
-    return snapshot;
+    return { upserts, removed, released, services, extras, routing };
   }
 
   private bumpEpoch(registry: Registry): void {
