@@ -160,12 +160,7 @@ export class Snapshot {
       out.push(...origin.unresolvedBefore.filter(stillMissing));
       for (const r of origin.upserts) if (this.holds(r)) check(r);
     } else {
-      // Every resource, once: looked up directly, not remembered per resource.
-      for (const typeUrl of PUSH_ORDER) {
-        for (const r of this.resources(typeUrl).values()) {
-          for (const ref of r.references) if (!this.resources(ref.typeUrl).has(ref.name)) out.push({ resource: r, ref });
-        }
-      }
+      for (const typeUrl of PUSH_ORDER) for (const r of this.resources(typeUrl).values()) check(r);
     }
     this.unresolvedMemo = out;
     return out;
