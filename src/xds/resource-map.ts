@@ -121,7 +121,7 @@ export class ResourceMap implements ReadonlyMap<string, Resource> {
     let { high, low } = this.sum;
     const change = (name: string, next: Resource | null): void => {
       const before = changes ? (changes.has(name) ? (changes.get(name) ?? undefined) : this.root.get(name)) : this.get(name);
-      if ((before ?? null) === next || (before && next && before.version === next.version)) return;
+      if ((before ?? null) === next || (before && next && before.sameContent(next))) return;
       changes ??= new Map(this.changes);
       if (before) {
         size -= 1;
@@ -168,7 +168,7 @@ export class ResourceMap implements ReadonlyMap<string, Resource> {
       const before = older.get(name);
       if (now === before) return;
       if (!now) removed.push(name);
-      else if (!before || before.version !== now.version) upserts.push(now);
+      else if (!before || !before.sameContent(now)) upserts.push(now);
     };
     if (older.root === this.root) {
       const names = new Set([...(this.changes?.keys() ?? []), ...(older.changes?.keys() ?? [])]);

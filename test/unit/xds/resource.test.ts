@@ -32,6 +32,19 @@ describe('Resource', () => {
     expect([renamed.tokenHigh, renamed.tokenLow]).not.toEqual([r.tokenHigh, r.tokenLow]);
   });
 
+  it('reads tokens as unsigned halves whatever the top bits of the digest, and compares content by them', () => {
+    const resources = Array.from({ length: 64 }, (_, i) => Resource.fromObject(TypeUrl.Cluster, { ...cluster, name: `svc-${i}` }));
+    // Half of the digests start at 0x80 or above: the halves must not come out negative.
+    expect(resources.some((r) => r.tokenHigh >= 2 ** 31) && resources.some((r) => r.tokenLow >= 2 ** 31)).toBe(true);
+    for (const r of resources) {
+      expect(r.version).toBe(contentHash(encodeMessage(TypeUrl.Cluster, { ...cluster, name: r.name })));
+      expect([r.tokenHigh, r.tokenLow]).toEqual([parseInt(r.version.slice(0, 8), 16), parseInt(r.version.slice(8), 16)]);
+    }
+    const again = Resource.fromObject(TypeUrl.Cluster, { ...cluster, name: 'svc-0' });
+    expect(again.sameContent(resources[0]!)).toBe(true);
+    expect(again.sameContent(resources[1]!)).toBe(false);
+  });
+
   it('hashes several parts as one stream', () => {
     expect(contentHash('ab', new Uint8Array([99]))).toBe(contentHash('abc'));
   });
