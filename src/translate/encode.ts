@@ -5,13 +5,13 @@
 // fast path that checks and writes in one pass (fast-encode.ts); anything it does not
 // know, or would refuse, takes the generic path: validateResource, then protobufjs.
 // A refusal is therefore always reported by the generic path, with the same words.
-import { Buffer } from 'node:buffer';
 import protobuf from 'protobufjs';
 import { TypeUrl, encodeMessage, resourceName, type ResourceObject, type ResourceTypeUrl } from '../xds/resources.js';
 import { Resource } from '../xds/resource.js';
 import { referencesOf, type Reference } from '../xds/references.js';
 import { validateResource } from '../xds/pgv.js';
-import { fastMessage, fastVirtualHostEntry, subsetClusterMessage, subsetEndpointsMessage } from './fast-encode.js';
+import { fastMessage, subsetClusterMessage, subsetEndpointsMessage, writeVirtualHostEntry } from './fast-encode.js';
+import { ProtoWriter } from '../xds/proto-writer.js';
 import { buildCluster, buildClusterLoadAssignment } from './clusters.js';
 import { clusterName } from './names.js';
 import type { Subset } from '../model/types.js';
@@ -74,24 +74,14 @@ interface VirtualHostEntry {
 }
 
 /**
- * Each virtual host object's checked entry, or null when it fails a check. Translated
- * objects are never changed once built, and the incremental translator hands the same
- * virtual host object to every rebuild that leaves its service's routing alone: its
- * identity stands for its content.
+ * Checked entries of virtual hosts with more than one route, or null when one fails a
+ * check. Translated objects are never changed once built, and the incremental
+ * translator hands the same virtual host object to every rebuild that leaves its
+ * service's routing alone: its identity stands for its content. A host with one route
+ * (nine in ten, a service no rule names) is written again each time: that is cheaper
+ * than remembering it.
  */
 const virtualHostEntries = new WeakMap<object, VirtualHostEntry | null>();
-
-function virtualHostEntry(vhost: unknown): VirtualHostEntry | null {
-  if (typeof vhost !== 'object' || vhost === null || Array.isArray(vhost)) return null;
-  let entry = virtualHostEntries.get(vhost);
-  if (entry === undefined) {
-    const clusters: string[] = [];
-    const fast = fastVirtualHostEntry(vhost as ResourceObject, clusters);
-    entry = fast ? { bytes: Buffer.from(fast), clusters } : checkedVirtualHostEntry(vhost as ResourceObject);
-    virtualHostEntries.set(vhost, entry);
-  }
-  return entry;
-}
 
 /** The generic path for one virtual host: the same checks and encoding, one host at a time. */
 function checkedVirtualHostEntry(vhost: ResourceObject): VirtualHostEntry | null {
@@ -103,6 +93,36 @@ function checkedVirtualHostEntry(vhost: ResourceObject): VirtualHostEntry | null
   } catch {
     return null;
   }
+}
+
+/** Route configurations are written here whole: one copy of 10,000 virtual hosts, not one per host. */
+const routeWriter = new ProtoWriter();
+
+/**
+ * Appends one virtual host's entry to `w` and its clusters to `clusters`; false when it
+ * fails a check. Remembers the entries of hosts with several routes.
+ */
+function writeVirtualHost(w: ProtoWriter, vhost: unknown, clusters: string[]): boolean {
+  if (typeof vhost !== 'object' || vhost === null || Array.isArray(vhost)) return false;
+  let entry = virtualHostEntries.get(vhost);
+  if (entry === null) return false;
+  if (entry === undefined) {
+    const start = w.pos;
+    const from = clusters.length;
+    const object = vhost as ResourceObject;
+    if (writeVirtualHostEntry(w, object, clusters)) {
+      const routes = object.routes;
+      if (Array.isArray(routes) && routes.length > 1) virtualHostEntries.set(vhost, { bytes: w.copyFrom(start), clusters: clusters.slice(from) });
+      return true;
+    }
+    clusters.length = from;
+    entry = checkedVirtualHostEntry(object);
+    virtualHostEntries.set(vhost, entry);
+    if (!entry) return false;
+  }
+  w.raw(entry.bytes);
+  for (const c of entry.clusters) clusters.push(c);
+  return true;
 }
 
 /**
@@ -117,17 +137,15 @@ function assembledRouteConfiguration(object: ResourceObject): Resource | undefin
   let keys = 0;
   for (const _ in object) keys++;
   if (typeof name !== 'string' || name === '' || !Array.isArray(vhosts) || keys !== 2) return undefined;
-  const parts: Uint8Array[] = [protobuf.Writer.create().uint32((1 << 3) | 2).string(name).finish()];
-  const clusters = new Set<string>();
-  for (const vhost of vhosts) {
-    const entry = virtualHostEntry(vhost);
-    if (!entry) return undefined;
-    parts.push(entry.bytes);
-    for (const c of entry.clusters) clusters.add(c);
-  }
+  const w = routeWriter;
+  w.reset();
+  w.string(1, name);
+  if (!w.ok) return undefined;
+  const clusters: string[] = [];
+  for (const vhost of vhosts) if (!writeVirtualHost(w, vhost, clusters)) return undefined;
   // As referencesOf lists them: each cluster once, in the order routes first name them.
-  const references = [...clusters].map((c) => ({ typeUrl: TypeUrl.Cluster, name: c }));
-  return Resource.fromMessage(TypeUrl.RouteConfiguration, name, parts, references);
+  const references = [...new Set(clusters)].map((c) => ({ typeUrl: TypeUrl.Cluster, name: c }));
+  return Resource.fromMessage(TypeUrl.RouteConfiguration, name, w.view(), references);
 }
 
 /**

@@ -37,10 +37,23 @@ export function fastMessage(typeUrl: string, object: Obj): Uint8Array | undefine
 export function fastVirtualHostEntry(object: Obj, clusters: string[] = []): Uint8Array | undefined {
   const w = writer;
   w.reset();
+  return writeVirtualHostEntry(w, object, clusters) ? w.view() : undefined;
+}
+
+/**
+ * fastVirtualHostEntry's bytes appended to `w`, for a message assembled in one writer:
+ * false (and `w` as it was) when the shape or a check says the generic path must
+ * take it. `clusters` may then hold names of the part written.
+ */
+export function writeVirtualHostEntry(w: ProtoWriter, object: Obj, clusters: string[]): boolean {
+  const start = w.pos;
   const mark = w.begin(2);
-  if (!virtualHost(w, object, clusters)) return undefined;
-  w.end(mark);
-  return w.ok ? w.view() : undefined;
+  if (virtualHost(w, object, clusters) && w.ok) {
+    w.end(mark);
+    return true;
+  }
+  w.rewind(start);
+  return false;
 }
 
 // ---------------------------------------------------------------------------------

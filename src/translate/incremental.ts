@@ -91,6 +91,9 @@ function targetsOf(rules: ServiceRules | undefined): Target[] {
   ];
 }
 
+/** Whether a service's virtual host depends on its name alone: no rule names it, and no stand-in answers for it. */
+const hasPlainHost = (rules: RuleSet, service: string, standIn: number | undefined): boolean => rules.services[service] === undefined && standIn === undefined;
+
 export class IncrementalTranslator {
   private services = new Map<string, ServiceEntry>();
   private vhosts = new Map<string, VirtualHostEntry>();
@@ -268,10 +271,14 @@ export class IncrementalTranslator {
     return cluster;
   }
 
-  /** A service's virtual host, rebuilt only when what it depends on changed. */
+  /**
+   * A service's virtual host, rebuilt only when what it depends on changed. A service no
+   * rule names, outside a shadow, has a host that depends on its name alone: it is made
+   * anew each time (cheaper than a cache entry for each of thousands of them).
+   */
   private vhost(name: string, rules: RuleSet, subsets: SubsetIndex, standIn: number | undefined): ResourceObject {
     const own = rules.services[name];
-    // Most services have no rules: their host depends on nothing but the name and settings.
+    if (hasPlainHost(rules, name, standIn)) return plainVirtualHost(name);
     const liveness = own
       ? targetsOf(own)
           .map((t) => (subsets.hasInstances(t) ? '1' : '0'))
@@ -280,12 +287,13 @@ export class IncrementalTranslator {
     const key = standIn === undefined ? name : `${name}\u0000${standIn}`;
     const cached = this.vhosts.get(key);
     if (cached && cached.rules === own && cached.settings === rules.settings && cached.liveness === liveness && cached.standIn === standIn) return cached.vhost;
-    const vhost = own === undefined && standIn === undefined ? plainVirtualHost(name) : buildVirtualHost(name, rules, subsets, { readOnlyStandIn: standIn });
+    const vhost = buildVirtualHost(name, rules, subsets, { readOnlyStandIn: standIn });
     this.vhosts.set(key, { rules: own, settings: rules.settings, liveness, standIn, vhost });
     return vhost;
   }
 
-  private groups = new Map<string, { rules: RuleSet; vhosts: ResourceObject[]; resources: Resource[]; epoch: number }>();
+  /** Per group: its virtual hosts (a plain host by its service's name, see vhost) and its resources. */
+  private groups = new Map<string, { rules: RuleSet; vhosts: (ResourceObject | string)[]; resources: Resource[]; epoch: number }>();
 
   /**
    * A proxy kind's listeners and routes: translateForProxy with cached virtual hosts.
@@ -299,10 +307,10 @@ export class IncrementalTranslator {
       return cachedGroup.resources;
     }
     const subsets = this.index(model.registry, model.rules);
-    const used: ResourceObject[] = [];
+    const used: (ResourceObject | string)[] = [];
     const vhostOf = (name: string, standIn?: number): ResourceObject => {
       const vhost = this.vhost(name, model.rules, subsets, standIn);
-      used.push(vhost);
+      used.push(hasPlainHost(model.rules, name, standIn) ? name : vhost);
       return vhost;
     };
     const objects = translateForProxy(model, key, { subsets, vhostOf });

@@ -27,6 +27,17 @@ export class ProtoWriter {
     return this.buf.subarray(0, this.pos);
   }
 
+  /** A copy of what was written from `start` on: outlives the next reset. */
+  copyFrom(start: number): Uint8Array {
+    return Uint8Array.prototype.slice.call(this.buf, start, this.pos);
+  }
+
+  /** Drops what was written from `start` on, and forgets a failure since: the caller tries another way. */
+  rewind(start: number): void {
+    this.pos = start;
+    this.ok = true;
+  }
+
   private room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
