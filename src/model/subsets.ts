@@ -41,26 +41,21 @@ function sortIfNeeded<T>(items: T[], compare: (a: T, b: T) => number): T[] {
 export function subsetsOf(service: Service, patterns: readonly string[] = DEFAULT_ROUTING_TAGS): Subset[] {
   const isRouting = matcherFor(patterns);
   const stable: Instance[] = [];
-  let tagged: Map<string, Instance[]> | undefined;
+  // A handful of subsets, kept in name order as they are found: no map, no sort.
+  const subsets: { service: string; name: string; instances: Instance[] }[] = [{ service: service.name, name: STABLE_SUBSET, instances: stable }];
   for (const instance of service.instances) {
     let routed = false;
     for (const tag of instance.tags) {
       if (!isRouting(tag)) continue;
       routed = true;
-      tagged ??= new Map();
-      const list = tagged.get(tag);
-      if (list) list.push(instance);
-      else tagged.set(tag, [instance]);
+      let i = 0;
+      while (i < subsets.length && subsets[i]!.name < tag) i++;
+      const at = subsets[i];
+      if (at?.name === tag) at.instances.push(instance); // a tag `stable` (`s*` matches it) joins the stable subset
+      else subsets.splice(i, 0, { service: service.name, name: tag, instances: [instance] });
     }
     if (!routed) stable.push(instance);
   }
-  const subsets: Subset[] = [{ service: service.name, name: STABLE_SUBSET, instances: sortIfNeeded(stable, byId) }];
-  if (!tagged) return subsets;
-  // A handful of subsets: insertion keeps them in order without a sort's scratch space.
-  for (const [name, instances] of tagged) {
-    let i = subsets.length;
-    while (i > 0 && subsets[i - 1]!.name > name) i--;
-    subsets.splice(i, 0, { service: service.name, name, instances: sortIfNeeded(instances, byId) });
-  }
+  for (const subset of subsets) sortIfNeeded(subset.instances, byId);
   return subsets;
 }

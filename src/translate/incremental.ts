@@ -117,13 +117,14 @@ export class IncrementalTranslator {
     const { tags, key } = this.tags(rules, name, registry.routingTags);
     const cached = this.services.get(name);
     if (cached && cached.instances === service.instances && cached.patterns === key) return cached;
-    const subsets = subsetsOf(service, tags);
-    const entry: ServiceEntry = {
-      instances: service.instances,
-      patterns: key,
-      resources: subsets.flatMap(subsetResources),
-      live: subsets.filter((s) => s.instances.length > 0).map((s) => s.name),
-    };
+    const resources: Resource[] = [];
+    const live: string[] = [];
+    for (const subset of subsetsOf(service, tags)) {
+      const [cluster, endpoints] = subsetResources(subset);
+      resources.push(cluster, endpoints);
+      if (subset.instances.length > 0) live.push(subset.name);
+    }
+    const entry: ServiceEntry = { instances: service.instances, patterns: key, resources, live };
     this.services.set(name, entry);
     return entry;
   }
@@ -144,7 +145,7 @@ export class IncrementalTranslator {
     const { registry, rules } = model;
     for (const gone of [...this.services.keys()]) if (!registry.services.has(gone)) this.services.delete(gone);
     const services: Resource[] = [];
-    for (const name of serviceNames(registry)) services.push(...this.service(registry, name, rules).resources);
+    for (const name of serviceNames(registry)) for (const r of this.service(registry, name, rules).resources) services.push(r);
     return { services, extras: this.extras(model) };
   }
 
