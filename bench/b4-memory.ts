@@ -30,6 +30,7 @@ import { BareGrpcServer } from './lib/bare-grpc.js';
 import { Fleet } from './lib/fleet.js';
 import { heapAndExternal, idleSample, parseSteps, slope, type MemorySample } from './lib/memory-steps.js';
 import { outPath } from './lib/paths.js';
+import { serveNodeFlags } from './lib/node-flags.js';
 import { median } from './lib/stats.js';
 
 const SERVICES = 10_000;
@@ -134,7 +135,7 @@ type Kind = 'xds' | 'floor';
 function runInFreshProcess(kind: Kind, warmup: boolean): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const args = ['--measure', kind, ...(warmup ? ['--warm-up'] : [])];
-    const child = fork(fileURLToPath(import.meta.url), args, { execArgv: ['--expose-gc'], stdio: 'inherit', env: measuringEnv() });
+    const child = fork(fileURLToPath(import.meta.url), args, { execArgv: ['--expose-gc', ...serveNodeFlags()], stdio: 'inherit', env: measuringEnv() });
     let result: RunResult | undefined;
     child.on('message', (m: RunResult) => (result = m));
     child.on('exit', (code) => (result ? resolve(result) : reject(new Error(`the measuring process exited with ${String(code)} and no result`))));

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { BenchResult } from './lib/report.js';
 import { describeMachine, describeTargets, formatNumber, machine } from './lib/report.js';
 import { outPath, repoRoot } from './lib/paths.js';
+import { serveNodeFlags } from './lib/node-flags.js';
 
 const BENCHMARKS: { id: string; file: string; title: string }[] = [
   { id: 'b1', file: 'b1-full-build.js', title: 'full build' },
@@ -49,7 +50,7 @@ copyFileSync(path.join(repoRoot, 'package.json'), path.join(repoRoot, 'dist', 'b
 
 function runOne(file: string, resultFile: string): Promise<number | null> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--expose-gc', path.join(here, file)], {
+    const child = spawn(process.execPath, ['--expose-gc', ...serveNodeFlags(), path.join(here, file)], {
       cwd: repoRoot,
       stdio: 'inherit',
       env: { ...process.env, BENCH_RESULT_FILE: resultFile, BENCH_PROFILE: profile ? '1' : '0' },

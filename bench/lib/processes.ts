@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { repoRoot } from './paths.js';
+import { serveNodeFlags } from './node-flags.js';
 
 export interface Proc {
   readonly name: string;
@@ -134,7 +135,7 @@ interface LogLine {
 /** `shadowplane serve` from the benchmark build, with xDS and admin on free ports. */
 export async function startServe(args: string[], nodeArgs: string[] = []): Promise<{ proc: Proc; xdsPort: number; adminUrl: string }> {
   const cli = path.join(repoRoot, 'dist', 'bench', 'src', 'cli', 'main.js');
-  const proc = startProc('shadowplane', process.execPath, [...nodeArgs, cli, 'serve', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', ...args]);
+  const proc = startProc('shadowplane', process.execPath, [...serveNodeFlags(), ...nodeArgs, cli, 'serve', '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', ...args]);
   const ports = await waitFor('shadowplane serve to listen', proc, () => {
     const lines = proc
       .output()
