@@ -10,20 +10,24 @@ export function buildRouterFilter(): ResourceObject {
   return { name: 'envoy.filters.http.router', typed_config: { '@type': `${T}.router.v3.Router` } };
 }
 
+/** Rule sets are never changed once validated: each one's claim headers are worked out once. */
+const claimHeadersOf = new WeakMap<RuleSet, ReadonlyMap<string, ReadonlyMap<string, string>>>();
+
 /** Every claim header the rules route on, by issuer: what jwt_authn writes and the edge strips. */
-export function claimHeaders(rules: RuleSet): Map<string, Map<string, string>> {
-  const byIssuer = new Map<string, Map<string, string>>();
+export function claimHeaders(rules: RuleSet): ReadonlyMap<string, ReadonlyMap<string, string>> {
+  let byIssuer = claimHeadersOf.get(rules);
+  if (byIssuer) return byIssuer;
+  const found = new Map<string, Map<string, string>>();
   for (const service of Object.values(rules.services)) {
-    const conditions = [
-      ...service.routes.map((r) => r.match?.claim),
-      ...service.mirrors.map((m) => m.match?.claim),
-    ].filter((c) => c !== undefined);
-    for (const c of conditions) {
-      const claims = byIssuer.get(c.issuer) ?? new Map<string, string>();
+    for (const c of [...service.routes.map((r) => r.match?.claim), ...service.mirrors.map((m) => m.match?.claim)]) {
+      if (c === undefined) continue;
+      const claims = found.get(c.issuer) ?? new Map<string, string>();
       claims.set(c.claim, claimHeaderName(c.issuer, c.claim));
-      byIssuer.set(c.issuer, claims);
+      found.set(c.issuer, claims);
     }
   }
+  byIssuer = found;
+  claimHeadersOf.set(rules, byIssuer);
   return byIssuer;
 }
 

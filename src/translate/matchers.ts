@@ -20,9 +20,13 @@ export function buildHeaderMatcher(name: string, match: ValueMatch, invert: bool
 
 const headerCondition = (c: HeaderCondition): ResourceObject => buildHeaderMatcher(c.name, c.match, c.invert);
 
+/** Method lists come from validated rules, never changed: each list's pattern is made once. */
+const methodPatterns = new WeakMap<readonly string[], string>();
+
 /** `:method` is one of `methods` (Envoy matches pseudo-headers like any header). */
 export function buildMethodMatcher(methods: readonly string[], invert = false): ResourceObject {
-  const pattern = `^(${[...methods].sort().join('|')})$`;
+  let pattern = methodPatterns.get(methods);
+  if (pattern === undefined) methodPatterns.set(methods, (pattern = `^(${[...methods].sort().join('|')})$`));
   return { name: ':method', string_match: { safe_regex: { regex: pattern } }, invert_match: invert };
 }
 

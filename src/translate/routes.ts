@@ -85,10 +85,19 @@ interface MirrorGroup {
   match?: RouteMatch;
 }
 
+/** A mirror's condition as text, made once per mirror of a rule set (rules never change once validated). */
+const conditionKeys = new WeakMap<Mirror, string>();
+
+function conditionKey(m: Mirror): string {
+  let key = conditionKeys.get(m);
+  if (key === undefined) conditionKeys.set(m, (key = JSON.stringify([[...m.methods].sort(), m.match ?? null])));
+  return key;
+}
+
 function mirrorGroups(mirrors: readonly Mirror[]): MirrorGroup[] {
   const groups = new Map<string, MirrorGroup>();
   for (const m of mirrors) {
-    const key = JSON.stringify([[...m.methods].sort(), m.match ?? null]);
+    const key = conditionKey(m);
     const group = groups.get(key) ?? { mirrors: [], methods: m.methods, match: m.match };
     group.mirrors.push(m);
     groups.set(key, group);
