@@ -137,16 +137,17 @@ export class IncrementalTranslator {
 
   /** Everything every proxy shares, for the model. */
   shared(model: Model): Resource[] {
-    const { services, extras } = this.sharedParts(model);
-    return [...services, ...extras];
+    const out: Resource[] = [];
+    for (const r of this.sharedParts(model, (r) => out.push(r))) out.push(r);
+    return out;
   }
 
-  private sharedParts(model: Model): { services: Resource[]; extras: Resource[] } {
+  /** Hands every service's clusters and endpoints to `add`, in service order; returns the extras. */
+  private sharedParts(model: Model, add: (r: Resource) => void): Resource[] {
     const { registry, rules } = model;
     for (const gone of [...this.services.keys()]) if (!registry.services.has(gone)) this.services.delete(gone);
-    const services: Resource[] = [];
-    for (const name of serviceNames(registry)) for (const r of this.service(registry, name, rules).resources) services.push(r);
-    return { services, extras: this.extras(model) };
+    for (const name of serviceNames(registry)) for (const r of this.service(registry, name, rules).resources) add(r);
+    return this.extras(model);
   }
 
   /** What the last snapshot from `sharedSnapshot` was made of: the base of the next one. */
@@ -181,9 +182,12 @@ export class IncrementalTranslator {
     const { registry, rules } = model;
     const last = this.published;
     if (!last || last.rules !== rules || last.routingTags !== registry.routingTags) {
-      const parts = this.sharedParts(model);
-      const snapshot = Snapshot.create([...parts.services, ...parts.extras]);
-      const extras = new Map(parts.extras.map((r) => [r.name, r]));
+      // Each resource goes into the snapshot's maps as it is made, while it is fresh.
+      const builder = Snapshot.builder();
+      const extraList = this.sharedParts(model, builder.add);
+      for (const r of extraList) builder.add(r);
+      const snapshot = builder.build();
+      const extras = new Map(extraList.map((r) => [r.name, r]));
       this.published = { snapshot, rules, routingTags: registry.routingTags, registry: registry.services, services: new Map(this.services), extras };
       this.bumpEpoch(registry);
       return snapshot;

@@ -12,16 +12,34 @@ export interface Removal {
   readonly name: string;
 }
 
-function mapsByType(resources: Iterable<Resource>): Map<ResourceTypeUrl, ResourceMap> {
-  const byType = new Map<ResourceTypeUrl, InstanceType<typeof ResourceMap.Builder>>();
-  for (const r of resources) {
-    let builder = byType.get(r.typeUrl);
-    if (!builder) byType.set(r.typeUrl, (builder = new ResourceMap.Builder((name) => `${TYPE_SHORT_NAMES[r.typeUrl]} resource "${name}"`)));
+/** Adds resources one by one into per-type maps; keeps apart those that refer to others (the ones a check reads). */
+class TypeMapsBuilder {
+  private readonly byType = new Map<ResourceTypeUrl, InstanceType<typeof ResourceMap.Builder>>();
+  /** The last type added to, and its builder: resources mostly come in runs of one type. */
+  private lastType?: ResourceTypeUrl;
+  private lastBuilder?: InstanceType<typeof ResourceMap.Builder>;
+  readonly referring: Resource[] = [];
+
+  add(r: Resource): void {
+    let builder = r.typeUrl === this.lastType ? this.lastBuilder : this.byType.get(r.typeUrl);
+    if (!builder) this.byType.set(r.typeUrl, (builder = new ResourceMap.Builder((name) => `${TYPE_SHORT_NAMES[r.typeUrl]} resource "${name}"`)));
+    this.lastType = r.typeUrl;
+    this.lastBuilder = builder;
     builder.add(r);
+    if (r.references.length > 0) this.referring.push(r);
   }
-  const out = new Map<ResourceTypeUrl, ResourceMap>();
-  for (const [typeUrl, builder] of byType) out.set(typeUrl, builder.build());
-  return out;
+
+  build(): Map<ResourceTypeUrl, ResourceMap> {
+    const out = new Map<ResourceTypeUrl, ResourceMap>();
+    for (const [typeUrl, builder] of this.byType) out.set(typeUrl, builder.build());
+    return out;
+  }
+}
+
+function mapsByType(resources: Iterable<Resource>): Map<ResourceTypeUrl, ResourceMap> {
+  const builder = new TypeMapsBuilder();
+  for (const r of resources) builder.add(r);
+  return builder.build();
 }
 
 interface Unresolved {
@@ -74,7 +92,8 @@ export function missingReferences(r: Resource, snapshot: Snapshot): readonly Ref
 }
 
 type Origin =
-  | { kind: 'whole' }
+  // The resources with references, the only ones a check must read.
+  | { kind: 'whole'; referring: readonly Resource[] }
   // What the snapshot it came from left unresolved (not the snapshot: no chain of them is kept alive).
   | { kind: 'update'; unresolvedBefore: readonly Unresolved[]; upserts: readonly Resource[]; removedAny: boolean }
   | { kind: 'compose'; base: Snapshot; own: readonly Resource[] };
@@ -98,7 +117,22 @@ export class Snapshot {
 
   /** Throws if two resources of one type share a name (Envoy would NACK the response). */
   static create(resources: Iterable<Resource>): Snapshot {
-    return new Snapshot(mapsByType(resources), { kind: 'whole' });
+    const builder = Snapshot.builder();
+    for (const r of resources) builder.add(r);
+    return builder.build();
+  }
+
+  /**
+   * Snapshot.create one resource at a time: a caller that makes tens of thousands of
+   * resources adds each while it is fresh, instead of listing them and then walking
+   * the list again. `add` throws on a duplicate name.
+   */
+  static builder(): { add: (r: Resource) => void; build: () => Snapshot } {
+    const maps = new TypeMapsBuilder();
+    return {
+      add: (r) => maps.add(r),
+      build: () => new Snapshot(maps.build(), { kind: 'whole', referring: maps.referring }),
+    };
   }
 
   /** `base` plus a group's own resources, which must not repeat a name `base` has. */
@@ -165,6 +199,10 @@ export class Snapshot {
       // Nothing went away: what resolved still does; look again at what did not, and at what is new.
       out.push(...origin.unresolvedBefore.filter(stillMissing));
       for (const r of origin.upserts) if (this.holds(r)) check(r);
+    } else if (origin.kind === 'whole') {
+      for (const r of origin.referring) check(r);
+      // Reported type by type, in push order, as the maps list them.
+      if (out.length > 1) out.sort((a, b) => PUSH_ORDER.indexOf(a.resource.typeUrl) - PUSH_ORDER.indexOf(b.resource.typeUrl));
     } else {
       for (const typeUrl of PUSH_ORDER) for (const r of this.resources(typeUrl).values()) check(r);
     }
