@@ -102,12 +102,15 @@ export class IncrementalTranslator {
   private tags(rules: RuleSet, service: string, defaults: readonly string[] | undefined): { tags: readonly string[]; key: string } {
     if (this.tagsFor?.rules !== rules || this.tagsFor.defaults !== defaults) this.tagsFor = { rules, defaults, byService: new Map() };
     let entry = this.tagsFor.byService.get(service);
-    if (!entry) {
-      const tags = routingTags(rules, service, defaults);
-      entry = tagEntries.get(tags); // services without rules share one list, and one entry
-      if (!entry) tagEntries.set(tags, (entry = { tags, key: tags.join(',') }));
-      this.tagsFor.byService.set(service, entry);
-    }
+    if (entry) return entry;
+    const tags = routingTags(rules, service, defaults);
+    // Services no rule names share one list, and one entry: found again at the cost of
+    // a few lookups, not remembered for each of thousands of services.
+    entry = tagEntries.get(tags);
+    if (entry) return entry;
+    entry = { tags, key: tags.join(',') };
+    tagEntries.set(tags, entry);
+    this.tagsFor.byService.set(service, entry);
     return entry;
   }
 
