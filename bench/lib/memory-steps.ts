@@ -11,6 +11,8 @@ export interface MemorySample {
   streams: number;
   rss: number;
   heapUsed: number;
+  /** What V8 has committed for its heap (the young generation's semi-spaces included). */
+  heapTotal: number;
   /** Memory outside the JS heap that V8 knows of (Buffers and other ArrayBuffers included). */
   external: number;
 }
@@ -23,7 +25,7 @@ export async function idleSample(streams: number, quietMs: number): Promise<Memo
   await new Promise((resolve) => setImmediate(resolve));
   collectGarbage();
   const m = process.memoryUsage();
-  return { streams, rss: m.rss, heapUsed: m.heapUsed, external: m.external };
+  return { streams, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external };
 }
 
 export const heapAndExternal = (s: MemorySample): number => s.heapUsed + s.external;
