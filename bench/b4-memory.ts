@@ -143,7 +143,7 @@ function runInFreshProcess(kind: Kind, warmup: boolean): Promise<RunResult> {
 }
 
 /** Per-stream slopes of one run, over every step but the first (bytes per stream). */
-function slopes(r: RunResult): { rss: number; heap: number; committed: number; firstRss: number; scatter: number } {
+function slopes(r: RunResult): { rss: number; anon: number; file: number; heap: number; committed: number; firstRss: number; scatter: number } {
   const later = r.samples.slice(1);
   const [base, first] = [r.samples[0]!, r.samples[1]!];
   const rss = slope(later, (s) => s.rss);
@@ -153,6 +153,8 @@ function slopes(r: RunResult): { rss: number; heap: number; committed: number; f
     rss,
     heap: slope(later, heapAndExternal),
     committed: slope(later, (s) => s.heapTotal),
+    anon: slope(later, (s) => s.rssAnon),
+    file: slope(later, (s) => s.rssFile),
     // What the old method reported: the first step's growth over its streams.
     firstRss: (first.rss - base.rss) / first.streams,
     // How far RSS strays from the fitted line: the noise the slope is read through.
@@ -172,7 +174,7 @@ async function runs(kind: Kind, steps: readonly number[]): Promise<RunResult[]> 
       continue;
     }
     const s = slopes(r);
-    progress(`${kind} run ${run + 1 - WARMUPS}/${RUNS}: steps to ${steps.join(', ')} streams took ${took}; RSS ${path}; slope ${kb(s.rss)} RSS, ${kb(s.heap)} heap + external per stream`);
+    progress(`${kind} run ${run + 1 - WARMUPS}/${RUNS}: steps to ${steps.join(', ')} streams took ${took}; RSS ${path}; slope ${kb(s.rss)} RSS (${kb(s.anon)} anonymous, ${kb(s.file)} file-backed), ${kb(s.heap)} heap + external per stream`);
     measured.push(r);
   }
   return measured;
@@ -211,6 +213,7 @@ if (process.argv.includes('--measure')) {
       warmups: WARMUPS,
       notes: [
         `JS heap + external, same slope: ${med(xs, (s) => s.heap / KB).toFixed(1)} KB per stream (samples ${xs.map((s) => (s.heap / KB).toFixed(1)).join(', ')})`,
+        `of the RSS slope, anonymous memory ${med(xs, (s) => s.anon / KB).toFixed(1)} KB and file-backed ${med(xs, (s) => s.file / KB).toFixed(1)} KB per stream (/proc/self/status): the code pages the kernel drops and reads back are not what moves`,
         `V8's committed heap (heapTotal: the young generation's semi-spaces grow and shrink with it), same slope: ${med(xs, (s) => s.committed / KB).toFixed(1)} KB per stream (samples ${xs.map((s) => (s.committed / KB).toFixed(1)).join(', ')})`,
         `RSS strays up to ${mb(med(xs, (s) => s.scatter))} from each run's fitted line (median over the runs): over ${last - STEPS[0]!} streams that is ±${(med(xs, (s) => s.scatter) / (last - STEPS[0]!) / KB).toFixed(0)} KB per stream of noise in one run; the heap slope has next to none`,
         `cross-check: heap + external slope + the floor's native slope (its RSS minus heap + external, ${kb(floorNative)}) = ${kb(accounted)} per stream; an RSS slope below that is the allocator refilling holes the first step's syncs left, not a cheaper stream`,

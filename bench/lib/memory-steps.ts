@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 // Memory per connected stream as a slope: one process connects streams in steps
 // (0 → N1 → N2 → …), lets each step go idle, collects garbage and samples its memory.
 // The first step also pays for one-off costs that do not grow with the streams (the
@@ -11,6 +12,13 @@ export interface MemorySample {
   streams: number;
   rss: number;
   heapUsed: number;
+  /**
+   * RSS split as Linux counts it (/proc/self/status): anonymous pages (heaps, buffers:
+   * what streams take) and file-backed pages (the node binary's and libraries' code and
+   * data, which the kernel drops and reads back as it likes). 0 where there is no /proc.
+   */
+  rssAnon: number;
+  rssFile: number;
   /** What V8 has committed for its heap (the young generation's semi-spaces included). */
   heapTotal: number;
   /** Memory outside the JS heap that V8 knows of (Buffers and other ArrayBuffers included). */
@@ -25,7 +33,21 @@ export async function idleSample(streams: number, quietMs: number): Promise<Memo
   await new Promise((resolve) => setImmediate(resolve));
   collectGarbage();
   const m = process.memoryUsage();
-  return { streams, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external };
+  const status = procStatus();
+  return { streams, rss: m.rss, rssAnon: status.RssAnon ?? 0, rssFile: status.RssFile ?? 0, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external };
+}
+
+/** The `kB` fields of /proc/self/status, in bytes; empty where there is none. */
+function procStatus(): Record<string, number> {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/status', 'utf8');
+  } catch {
+    return {};
+  }
+  const out: Record<string, number> = {};
+  for (const match of text.matchAll(/^(\w+):\s+(\d+) kB$/gm)) out[match[1]!] = Number(match[2]) * 1024;
+  return out;
 }
 
 export const heapAndExternal = (s: MemorySample): number => s.heapUsed + s.external;
