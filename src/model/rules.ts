@@ -443,4 +443,13 @@ export interface RuleSet {
   readonly settings: Settings;
 }
 
+/**
+ * The rules of one registry service, if any. An own property only: the registry may
+ * hold a service called `constructor` or `toString`, which a plain index would find
+ * on Object.prototype.
+ */
+export function rulesOf(rules: RuleSet, service: string): ServiceRules | undefined {
+  return Object.hasOwn(rules.services, service) ? rules.services[service] : undefined;
+}
+
 export const emptyRuleSet = (): RuleSet => ({ services: {}, jwt_issuers: {}, settings: DEFAULT_SETTINGS });

@@ -5,7 +5,7 @@
 // The output equals translateShared / translateForProxy (translate.ts) for the same
 // model; a test holds them to it.
 import type { Instance, Model, Registry, Service } from '../model/types.js';
-import type { Mirror, RuleSet, ServiceRules, Target } from '../model/rules.js';
+import { rulesOf, type Mirror, type RuleSet, type ServiceRules, type Target } from '../model/rules.js';
 import { subsetsOf } from '../model/subsets.js';
 import { TypeUrl, type ResourceObject } from '../xds/resources.js';
 import type { Resource } from '../xds/resource.js';
@@ -92,7 +92,7 @@ function targetsOf(rules: ServiceRules | undefined): Target[] {
 }
 
 /** Whether a service's virtual host depends on its name alone: no rule names it, and no stand-in answers for it. */
-const hasPlainHost = (rules: RuleSet, service: string, standIn: number | undefined): boolean => rules.services[service] === undefined && standIn === undefined;
+const hasPlainHost = (rules: RuleSet, service: string, standIn: number | undefined): boolean => rulesOf(rules, service) === undefined && standIn === undefined;
 
 export class IncrementalTranslator {
   private services = new Map<string, ServiceEntry>();
@@ -285,7 +285,7 @@ export class IncrementalTranslator {
    * anew each time (cheaper than a cache entry for each of thousands of them).
    */
   private vhost(name: string, rules: RuleSet, subsets: SubsetIndex, standIn: number | undefined): ResourceObject {
-    const own = rules.services[name];
+    const own = rulesOf(rules, name);
     if (hasPlainHost(rules, name, standIn)) return plainVirtualHost(name);
     const liveness = own
       ? targetsOf(own)

@@ -1,7 +1,7 @@
 // The virtual host of one destination service: its rules as Envoy routes, in the order
 // docs/rules.md gives (dev routes, tenant routes, rule routes, then the stable
 // subset), each carrying the mirrors whose conditions it meets.
-import type { Mirror, RouteMatch, RuleSet, Target } from '../model/rules.js';
+import { rulesOf, type Mirror, type RouteMatch, type RuleSet, type Target } from '../model/rules.js';
 import { STABLE_SUBSET } from '../model/types.js';
 import type { ResourceObject } from '../xds/resources.js';
 import { buildHeaderMatcher, buildMethodMatcher, combinePrefixes, routeMatchHeaders } from './matchers.js';
@@ -31,7 +31,7 @@ function clusterAction(to: Target): ResourceObject {
  * an empty cluster; a split keeps its targets that have instances.
  */
 function baseRoutes(service: string, rules: RuleSet, subsets: SubsetIndex): BaseRoute[] {
-  const own = rules.services[service];
+  const own = rulesOf(rules, service);
   const settings = rules.settings;
   const out: BaseRoute[] = [];
   for (const dev of own?.dev_routes ?? []) {
@@ -122,7 +122,7 @@ export function buildMirrorPolicy(service: string, mirror: Mirror): ResourceObje
 
 /** Mirrors of `service` that can run now: their target has instances. */
 export function liveMirrors(service: string, rules: RuleSet, subsets: SubsetIndex): Mirror[] {
-  return (rules.services[service]?.mirrors ?? []).filter((m) => subsets.hasInstances(m.to));
+  return (rulesOf(rules, service)?.mirrors ?? []).filter((m) => subsets.hasInstances(m.to));
 }
 
 function toEnvoyRoute(base: BaseRoute, extra: { name: string; prefix?: string; headers: ResourceObject[]; mirrors: ResourceObject[] }): ResourceObject {

@@ -79,6 +79,17 @@ describe('IncrementalTranslator', () => {
     check();
   });
 
+  it('translates services named after members of Object.prototype as any other', () => {
+    // A registry may hold any name; a plain index into the rules' services would find these on the prototype.
+    const names = ['constructor', 'toString', '__proto__', 'hasOwnProperty'];
+    const model: Model = { registry: registry(Object.fromEntries(names.map((n, i) => [n, [instance(`${n}-1`, 100 + i)]]))), rules: rules(RULES) };
+    expect(model.registry.services.size).toBe(names.length);
+    for (const key of [edge, sidecar]) {
+      expect(incremental(new IncrementalTranslator(), model, key)).toEqual(full(model, key));
+      expect(derived(new IncrementalTranslator(), model, key)).toEqual(full(model, key));
+    }
+  });
+
   it('reuses a service whose instances did not change, and the routes when only an instance moved', () => {
     const t = new IncrementalTranslator();
     const web = [instance('w1', 3)];
