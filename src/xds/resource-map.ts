@@ -9,7 +9,7 @@
 // they grow past a share of the root the map is flattened into a new root (amortised).
 // The type version (the sum of the resources' tokens, and their count) is carried
 // along, so it too costs what changed.
-import type { Resource } from './resource.js';
+import { hex8, type Resource } from './resource.js';
 
 const TWO_32 = 2 ** 32;
 
@@ -30,7 +30,6 @@ function reduced(high: number, low: number): TokenSum {
   return { high: mod32(high + carry), low: mod32(low) };
 }
 
-const hex8 = (n: number): string => n.toString(16).padStart(8, '0');
 /** Changes kept beside a root before it is flattened: at least this many… */
 const MIN_CHANGES = 256;
 /** …or this share of the root's size (1/8). */

@@ -34,7 +34,8 @@ function typeUrlField(typeUrl: string): Buffer {
 const digestWord = (digest: string, at: number): number =>
   (digest.charCodeAt(at) << 24) | (digest.charCodeAt(at + 1) << 16) | (digest.charCodeAt(at + 2) << 8) | digest.charCodeAt(at + 3);
 
-const hex8 = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
+/** A 32-bit integer (signed or not) as 8 hex digits. */
+export const hex8 = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
 
 export class Resource {
   private delta?: Uint8Array;
