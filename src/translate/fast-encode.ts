@@ -610,7 +610,7 @@ export function subsetEndpointsMessage(name: string, endpoints: readonly Endpoin
     const locality = w.begin(1);
     w.end(locality);
     for (const e of endpoints) {
-      if (e.address.length === 0 || !Number.isInteger(e.port) || e.port < 0 || e.port > 65535) return undefined;
+      if (!nonEmpty(e.address) || !isUint32(e.port) || e.port > 65535) return undefined;
       socketEndpoint(w, e.address, e.port);
     }
     const weight = w.begin(3);
