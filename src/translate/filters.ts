@@ -15,8 +15,8 @@ const claimHeadersOf = new WeakMap<RuleSet, ReadonlyMap<string, ReadonlyMap<stri
 
 /** Every claim header the rules route on, by issuer: what jwt_authn writes and the edge strips. */
 export function claimHeaders(rules: RuleSet): ReadonlyMap<string, ReadonlyMap<string, string>> {
-  let byIssuer = claimHeadersOf.get(rules);
-  if (byIssuer) return byIssuer;
+  const known = claimHeadersOf.get(rules);
+  if (known) return known;
   const found = new Map<string, Map<string, string>>();
   for (const service of Object.values(rules.services)) {
     for (const c of [...service.routes.map((r) => r.match?.claim), ...service.mirrors.map((m) => m.match?.claim)]) {
@@ -26,9 +26,8 @@ export function claimHeaders(rules: RuleSet): ReadonlyMap<string, ReadonlyMap<st
       found.set(c.issuer, claims);
     }
   }
-  byIssuer = found;
-  claimHeadersOf.set(rules, byIssuer);
-  return byIssuer;
+  claimHeadersOf.set(rules, found);
+  return found;
 }
 
 /**

@@ -285,8 +285,8 @@ export class IncrementalTranslator {
    * anew each time (cheaper than a cache entry for each of thousands of them).
    */
   private vhost(name: string, rules: RuleSet, subsets: SubsetIndex, standIn: number | undefined): ResourceObject {
-    const own = rulesOf(rules, name);
     if (hasPlainHost(rules, name, standIn)) return plainVirtualHost(name);
+    const own = rulesOf(rules, name);
     const liveness = own
       ? targetsOf(own)
           .map((t) => (subsets.hasInstances(t) ? '1' : '0'))
