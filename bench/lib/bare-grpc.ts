@@ -4,19 +4,11 @@
 // transport costs (the HTTP/2 session, nghttp2, grpc-js's call), which no change to
 // the xDS code can take away.
 import * as grpc from '@grpc/grpc-js';
+import { grpcServerOptions } from '../../src/xds/server.js';
 
 const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 const passThrough = (b: Buffer): Buffer => b;
 
-/** src/xds/server.ts's options at their defaults; keep the two in step. */
-export const XDS_SERVER_OPTIONS: grpc.ServerOptions = {
-  'grpc.max_receive_message_length': 64 * 1024 * 1024,
-  'grpc.max_send_message_length': 64 * 1024 * 1024,
-  'grpc.keepalive_time_ms': 30_000,
-  'grpc.keepalive_timeout_ms': 10_000,
-  'grpc.keepalive_permit_without_calls': 1,
-  'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-};
 
 const definition = {
   StreamAggregatedResources: {
@@ -31,7 +23,7 @@ const definition = {
 };
 
 export class BareGrpcServer {
-  private readonly server = new grpc.Server(XDS_SERVER_OPTIONS);
+  private readonly server = new grpc.Server(grpcServerOptions());
   private readonly calls = new Set<grpc.ServerDuplexStream<Buffer, Buffer>>();
   /** Requests received (and dropped), to tell that every client has spoken. */
   requests = 0;

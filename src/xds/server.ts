@@ -63,6 +63,23 @@ export interface XdsServerOptions {
 
 type AnyStream = SotwStream | DeltaStream;
 
+/** The gRPC server's options for `options` (unset: the defaults); the benchmarks' bare server uses them too. */
+export function grpcServerOptions(options: Pick<XdsServerOptions, 'maxMessageBytes' | 'keepaliveTimeMs' | 'keepaliveTimeoutMs'> = {}): grpc.ServerOptions {
+  const max = options.maxMessageBytes ?? 64 * 1024 * 1024;
+  return {
+    'grpc.max_receive_message_length': max,
+    'grpc.max_send_message_length': max,
+    'grpc.keepalive_time_ms': options.keepaliveTimeMs ?? 30_000,
+    'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs ?? 10_000,
+    // Envoy pings on idle ADS streams when told to; do not punish it for that.
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    // Channelz keeps per-connection call counters and traces nobody here reads (CSDS
+    // reports what proxies hold); without it a connection costs about 1 KB less.
+    'grpc.enable_channelz': 0,
+  };
+}
+
 export class XdsServer implements StreamRegistry {
   private readonly server: grpc.Server;
   private readonly live = new Map<number, { stream: AnyStream; call: grpc.ServerDuplexStream<unknown, Buffer> }>();
@@ -70,19 +87,7 @@ export class XdsServer implements StreamRegistry {
   private boundPort?: number;
 
   constructor(private readonly options: XdsServerOptions) {
-    const max = options.maxMessageBytes ?? 64 * 1024 * 1024;
-    this.server = new grpc.Server({
-      'grpc.max_receive_message_length': max,
-      'grpc.max_send_message_length': max,
-      'grpc.keepalive_time_ms': options.keepaliveTimeMs ?? 30_000,
-      'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs ?? 10_000,
-      // Envoy pings on idle ADS streams when told to; do not punish it for that.
-      'grpc.keepalive_permit_without_calls': 1,
-      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-      // Channelz keeps per-connection call counters and traces nobody here reads (CSDS
-      // reports what proxies hold); without it a connection costs about 1 KB less.
-      'grpc.enable_channelz': 0,
-    });
+    this.server = new grpc.Server(grpcServerOptions(options));
     this.server.addService(adsServiceDefinition, {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
         this.serve(call, (id, sink, opts) => new SotwStream(id, 'sotw', call.getPeer(), sink, opts), (s, r) => (s as SotwStream).onRequest(r)),
