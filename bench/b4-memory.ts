@@ -5,9 +5,9 @@
 // connections, ACKing everything) in steps, lets each step go idle, collects garbage
 // and samples RSS and heap + external. The first step pays once for what does not
 // grow with the streams: each stream's initial sync is about 6 MB, which grpc-js
-// copies into framed buffers and nghttp2 buffers again, and the allocator keeps the
-// memory it grew to. The slope over the later steps is what one more idle stream
-// costs.
+// copies into framed buffers and nghttp2 buffers again, and what the allocator keeps
+// of that (smaller blocks; large ones go back, see below) lands in the first step. The
+// slope from the first step on is what one more idle stream costs.
 //
 // The floor is the same method on a bare @grpc/grpc-js server (bench/lib/bare-grpc.ts)
 // with the xDS server's options that only holds each call: what the transport alone
@@ -34,7 +34,7 @@ import { serveNodeFlags } from './lib/node-flags.js';
 import { median } from './lib/stats.js';
 
 const SERVICES = 10_000;
-/** Streams after each step; the slope is taken over all but the first. */
+/** Streams after each step; the slope is fitted from the first step on (the growth from 0 to it is left out). */
 const STEPS = parseSteps(process.env.BENCH_B4_STEPS ?? '40,60,80,100,120,140,160');
 /** The floor's steps: a bare stream has no 6 MB sync, so many more fit in the time. */
 const FLOOR_STEPS = parseSteps(process.env.BENCH_B4_FLOOR_STEPS ?? '300,600,900');
@@ -61,19 +61,25 @@ interface RunResult {
  * jumps of tens of MB at whatever step a burst of syncs happens to fragment it, which
  * swamps a slope of tens of KB per stream. Holding the threshold at glibc's own
  * starting value (128 KiB) gives large buffers back when they are freed, so RSS follows
- * what the streams hold. Set any MALLOC_* variable (or LD_PRELOAD, or
+ * what the streams hold. Set any MALLOC_* variable (or LD_PRELOAD, GLIBC_TUNABLES, or
  * BENCH_B4_ALLOCATOR=default) to measure something else; the notes say which it was.
  */
+const isAllocatorSetting = (k: string): boolean => k.startsWith('MALLOC_') || k === 'LD_PRELOAD' || k === 'GLIBC_TUNABLES';
+
 function measuringEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, BENCH_RESULT_FILE: '' };
-  const own = Object.keys(env).some((k) => k.startsWith('MALLOC_') || k === 'LD_PRELOAD') || env.BENCH_B4_ALLOCATOR === 'default';
-  return own ? env : { ...env, MALLOC_MMAP_THRESHOLD_: String(128 * 1024) };
+  return setsAllocator() ? { ...env, MALLOC_MMAP_THRESHOLD_: String(128 * 1024) } : env;
+}
+
+/** Whether the benchmark sets the allocator: the environment sets none, and no one asked for glibc's defaults. */
+function setsAllocator(): boolean {
+  return !Object.keys(process.env).some(isAllocatorSetting) && process.env.BENCH_B4_ALLOCATOR !== 'default';
 }
 
 function allocator(): string {
-  const set = Object.entries(measuringEnv()).filter(([k]) => k.startsWith('MALLOC_') || k === 'LD_PRELOAD');
+  const set = Object.entries(measuringEnv()).filter(([k]) => isAllocatorSetting(k));
   if (set.length === 0) return 'glibc malloc with its defaults (dynamic mmap threshold): RSS includes freed sync buffers glibc keeps';
-  return `${set.map(([k, v]) => `${k}=${v ?? ''}`).join(' ')}${process.env.MALLOC_MMAP_THRESHOLD_ === undefined ? ' (set by the benchmark: large buffers go back to the OS when freed; BENCH_B4_ALLOCATOR=default measures with glibc defaults)' : ''}`;
+  return `${set.map(([k, v]) => `${k}=${v ?? ''}`).join(' ')}${setsAllocator() ? ' (set by the benchmark: large buffers go back to the OS when freed; BENCH_B4_ALLOCATOR=default measures with glibc defaults)' : ' (from the environment)'}`;
 }
 
 const kb = (bytes: number): string => `${(bytes / KB).toFixed(1)} KB`;
@@ -142,7 +148,7 @@ function runInFreshProcess(kind: Kind, warmup: boolean): Promise<RunResult> {
   });
 }
 
-/** Per-stream slopes of one run, over every step but the first (bytes per stream). */
+/** Per-stream slopes of one run, fitted from the first step on (bytes per stream). */
 function slopes(r: RunResult): { rss: number; anon: number; file: number; heap: number; committed: number; firstRss: number; scatter: number } {
   const later = r.samples.slice(1);
   const [base, first] = [r.samples[0]!, r.samples[1]!];
