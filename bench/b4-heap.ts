@@ -1,7 +1,7 @@
 // What B4's per-stream memory is made of (not part of `npm run bench`: run it by hand,
 // `npx tsc -p tsconfig.bench.json && MALLOC_MMAP_THRESHOLD_=131072 node --expose-gc
-// dist/bench/bench/b4-heap.js [N]`; the allocator setting is B4's, see b4-memory.ts,
-// and only the RSS line depends on it).
+// --max-semi-space-size=64 dist/bench/bench/b4-heap.js [N]`; the allocator setting and
+// the Node flag are B4's, see b4-memory.ts and node-flags.ts).
 //
 // In one process: the 10,000-service snapshot, N idle streams (the step that absorbs
 // one-off costs), a heap snapshot, N more idle streams, a second heap snapshot. What
@@ -84,10 +84,12 @@ say();
 
 const before = a.byCategory();
 const after = b.byCategory();
-const growth = [...after]
-  .map(([category, v]) => {
+// Every category of either snapshot: one that shrank to nothing counts as shrinking.
+const growth = [...new Set([...before.keys(), ...after.keys()])]
+  .map((category) => {
     const was = before.get(category) ?? { count: 0, self: 0 };
-    return { category, count: v.count - was.count, self: v.self - was.self };
+    const now = after.get(category) ?? { count: 0, self: 0 };
+    return { category, count: now.count - was.count, self: now.self - was.self };
   })
   .sort((x, y) => y.self - x.self);
 const total = growth.reduce((s, g) => s + g.self, 0);

@@ -55,8 +55,7 @@ export const heapAndExternal = (s: MemorySample): number => s.heapUsed + s.exter
 /**
  * The least-squares slope of `value` over the streams of `samples`, in bytes per stream.
  * With three equally spaced steps it is the slope between the outer two: the middle
- * one does not weigh on it, and the two segments' slopes say whether the growth is
- * linear.
+ * one does not weigh on it.
  */
 export function slope(samples: readonly MemorySample[], value: (s: MemorySample) => number): number {
   const n = samples.length;

@@ -111,7 +111,8 @@ function namesField(names: readonly string[]): Uint8Array {
 /**
  * The request's bytes, as protobufjs encodes them from Envoy's DiscoveryRequest type:
  * in full for a request with a node (the first), and otherwise field by field with the
- * names' bytes made once per list (the same bytes, in field-number order).
+ * names' bytes made once per list (in field-number order; unlike protobufjs, empty
+ * strings are left out, which a proto3 decoder reads the same).
  */
 export function encodeRequest(request: RequestFields): Buffer {
   if (request.node) return Buffer.from(requestType.encode(requestType.fromObject(request)).finish());
