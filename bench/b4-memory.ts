@@ -3,15 +3,22 @@
 // Per stream is a slope, not a ratio. Each run is a fresh process: it publishes the
 // 10,000-service snapshot, then connects simulated proxies (own processes, own
 // connections, ACKing everything) in steps, lets each step go idle, collects garbage
-// and samples RSS and heap + external. The first step pays once for what does not
-// grow with the streams: each stream's initial sync is about 6 MB, which grpc-js
-// copies into framed buffers and nghttp2 buffers again, and what the allocator keeps
-// of that (smaller blocks; large ones go back, see below) lands in the first step. The
-// slope from the first step on is what one more idle stream costs.
+// and samples its memory. The first step pays once for what does not grow with the
+// streams: each stream's initial sync is about 6 MB, which grpc-js copies into framed
+// buffers and nghttp2 buffers again, and what the allocator keeps of that lands in the
+// first step. The slope from the first step on is what one more idle stream costs.
+//
+// What is measured is live memory: the JS heap in use plus glibc's in-use bytes
+// (bench/lib/malloc-stats.ts, read through gdb). RSS is sampled too and reported, but
+// it also counts freed memory the allocator keeps, which moves by megabytes at random
+// steps: over 120 streams its slope scattered from 3 to 83 KB per stream on one
+// commit, while live memory's scatters by a fraction of a KB. Without gdb the figure
+// falls back to the RSS slope and says so.
 //
 // The floor is the same method on a bare @grpc/grpc-js server (bench/lib/bare-grpc.ts)
-// with the xDS server's options that only holds each call: what the transport alone
-// costs per idle stream, under which no xDS change can go.
+// with the xDS server's options that holds each call and sends it responses of the
+// sizes the xDS runs' proxies received: what the transport alone costs per idle stream
+// that has carried the same sync, under which no xDS change can go.
 //
 // The measuring processes hold glibc's mmap threshold fixed (see measuringEnv), so
 // that RSS shows what the streams hold rather than where the allocator's high-water
@@ -26,9 +33,11 @@ import { runBenchmark, progress } from './lib/report.js';
 import { benchModel } from './lib/model.js';
 import { AppPipeline, EDGE_GROUP, EDGE_KEY, EDGE_METADATA, EDGE_ROUTE_CONFIG } from './lib/pipeline.js';
 import { connectFleet, startControlPlane, waitUntil } from './lib/control-plane.js';
-import { BareGrpcServer } from './lib/bare-grpc.js';
 import { Fleet } from './lib/fleet.js';
-import { heapAndExternal, idleSample, parseSteps, slope, type MemorySample } from './lib/memory-steps.js';
+import { heapAndExternal, idleSample, live, parseSteps, slope, type MemorySample } from './lib/memory-steps.js';
+import { mallocUnavailable } from './lib/malloc-stats.js';
+import { BareGrpcServer, type SyncResponse } from './lib/bare-grpc.js';
+import { PUSH_ORDER } from '../src/xds/resources.js';
 import { outPath } from './lib/paths.js';
 import { serveNodeFlags } from './lib/node-flags.js';
 import { median } from './lib/stats.js';
@@ -36,8 +45,8 @@ import { median } from './lib/stats.js';
 const SERVICES = 10_000;
 /** Streams after each step; the slope is fitted from the first step on (the growth from 0 to it is left out). */
 const STEPS = parseSteps(process.env.BENCH_B4_STEPS ?? '40,60,80,100,120,140,160');
-/** The floor's steps: a bare stream has no 6 MB sync, so many more fit in the time. */
-const FLOOR_STEPS = parseSteps(process.env.BENCH_B4_FLOOR_STEPS ?? '300,600,900');
+/** The floor's steps: its streams carry the same sync, so they take as long. */
+const FLOOR_STEPS = parseSteps(process.env.BENCH_B4_FLOOR_STEPS ?? '40,80,120,160');
 const PROJECTED_STREAMS = 10_000;
 const WARMUPS = 1;
 const RUNS = 5;
@@ -52,6 +61,8 @@ interface RunResult {
   stepMs: number[];
   complaints: number;
   failed: number;
+  /** The largest response of each type the proxies received, in push order: one stream's sync. */
+  sync: SyncResponse[];
 }
 
 /**
@@ -93,17 +104,18 @@ async function measureXds(steps: readonly number[]): Promise<RunResult> {
   pipeline.rebuild(benchModel({ services: SERVICES }));
   const fleet = await Fleet.start(PROCESSES, 4096);
   try {
-    const samples = [await idleSample(0, QUIET_MS)];
+    const samples = [await idleSample(0, QUIET_MS, { malloc: true })];
     const stepMs: number[] = [];
     for (const target of steps) {
       const more = target - cp.tracker.streams;
       stepMs.push(
         await connectFleet(cp, fleet, EDGE_GROUP, more, 20, { port: cp.port, spreadMs: 0, metadata: EDGE_METADATA, routeConfigs: [EDGE_ROUTE_CONFIG] }),
       );
-      samples.push(await idleSample(cp.server.streams().length, QUIET_MS));
+      samples.push(await idleSample(cp.server.streams().length, QUIET_MS, { malloc: true }));
     }
-    const { failed } = await fleet.stats();
-    return { samples, stepMs, complaints: cp.complaints().count, failed };
+    const { failed, largest } = await fleet.stats();
+    const sync = PUSH_ORDER.filter((typeUrl) => largest[typeUrl] !== undefined).map((typeUrl) => ({ typeUrl, bytes: largest[typeUrl]! }));
+    return { samples, stepMs, complaints: cp.complaints().count, failed, sync };
   } finally {
     await fleet.close().catch(() => {});
     await fleet.stop();
@@ -111,24 +123,30 @@ async function measureXds(steps: readonly number[]): Promise<RunResult> {
   }
 }
 
-/** One floor run: a bare gRPC server holding calls, the same client fleet, the same steps method. */
-async function measureFloor(steps: readonly number[]): Promise<RunResult> {
-  const server = new BareGrpcServer();
+/** One floor run: a bare gRPC server holding calls and sending `sync`, the same client fleet, the same steps method. */
+async function measureFloor(steps: readonly number[], sync: SyncResponse[]): Promise<RunResult> {
+  const server = new BareGrpcServer(sync);
   const port = await server.start();
   const fleet = await Fleet.start(PROCESSES, 4096);
   try {
-    const samples = [await idleSample(0, QUIET_MS)];
+    const samples = [await idleSample(0, QUIET_MS, { malloc: true })];
     const stepMs: number[] = [];
     for (const target of steps) {
       const start = performance.now();
-      await fleet.open(target - server.held, { port, spreadMs: 0, metadata: EDGE_METADATA, routeConfigs: [EDGE_ROUTE_CONFIG] });
-      // Every proxy sends its CDS and LDS requests first thing; the server has them all.
-      await waitUntil(() => server.held === target && server.requests >= 2 * target, `${target} held calls`, 60_000);
+      // In batches of 20, as the xDS runs connect theirs: the sync's transfers overlap alike.
+      while (server.held < target) {
+        const next = Math.min(target, server.held + 20);
+        await fleet.open(next - server.held, { port, spreadMs: 0, metadata: EDGE_METADATA, routeConfigs: [EDGE_ROUTE_CONFIG] });
+        // Every proxy sends its CDS and LDS requests first thing; with a sync, it has ACKed every type.
+        const settled = async (): Promise<boolean> =>
+          server.held === next && server.requests >= 2 * next && (sync.length === 0 || (await fleet.stats()).synced >= next);
+        await waitUntil(settled, `${next} held calls`, 120_000, 50);
+      }
       stepMs.push(performance.now() - start);
-      samples.push(await idleSample(server.held, QUIET_MS));
+      samples.push(await idleSample(server.held, QUIET_MS, { malloc: true }));
     }
     const { failed } = await fleet.stats();
-    return { samples, stepMs, complaints: 0, failed };
+    return { samples, stepMs, complaints: 0, failed, sync };
   } finally {
     await fleet.close().catch(() => {});
     await fleet.stop();
@@ -138,9 +156,9 @@ async function measureFloor(steps: readonly number[]): Promise<RunResult> {
 
 type Kind = 'xds' | 'floor';
 
-function runInFreshProcess(kind: Kind, warmup: boolean): Promise<RunResult> {
+function runInFreshProcess(kind: Kind, warmup: boolean, sync: SyncResponse[]): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const args = ['--measure', kind, ...(warmup ? ['--warm-up'] : [])];
+    const args = ['--measure', kind, ...(warmup ? ['--warm-up'] : []), '--sync', JSON.stringify(sync)];
     const child = fork(fileURLToPath(import.meta.url), args, { execArgv: ['--expose-gc', ...serveNodeFlags()], stdio: 'inherit', env: measuringEnv() });
     let result: RunResult | undefined;
     child.on('message', (m: RunResult) => (result = m));
@@ -148,14 +166,28 @@ function runInFreshProcess(kind: Kind, warmup: boolean): Promise<RunResult> {
   });
 }
 
-/** Per-stream slopes of one run, fitted from the first step on (bytes per stream). */
-function slopes(r: RunResult): { rss: number; anon: number; file: number; heap: number; committed: number; firstRss: number; scatter: number } {
+/** Per-stream slopes of one run, fitted from the first step on (bytes per stream; live is NaN without in-use bytes). */
+function slopes(r: RunResult): {
+  live: number;
+  malloc: number;
+  heapUsed: number;
+  rss: number;
+  anon: number;
+  file: number;
+  heap: number;
+  committed: number;
+  firstRss: number;
+  scatter: number;
+} {
   const later = r.samples.slice(1);
   const [base, first] = [r.samples[0]!, r.samples[1]!];
   const rss = slope(later, (s) => s.rss);
   const mean = (f: (s: MemorySample) => number): number => later.reduce((a, s) => a + f(s), 0) / later.length;
   const [mx, my] = [mean((s) => s.streams), mean((s) => s.rss)];
   return {
+    live: slope(later, live),
+    malloc: slope(later, (s) => s.mallocInUse ?? Number.NaN),
+    heapUsed: slope(later, (s) => s.heapUsed),
     rss,
     heap: slope(later, heapAndExternal),
     committed: slope(later, (s) => s.heapTotal),
@@ -163,16 +195,16 @@ function slopes(r: RunResult): { rss: number; anon: number; file: number; heap: 
     file: slope(later, (s) => s.rssFile),
     // What the old method reported: the first step's growth over its streams.
     firstRss: (first.rss - base.rss) / first.streams,
-    // How far RSS strays from the fitted line: the noise the slope is read through.
+    // How far RSS strays from the fitted line: the noise the RSS slope is read through.
     scatter: Math.max(...later.map((s) => Math.abs(s.rss - (my + rss * (s.streams - mx))))),
   };
 }
 
-async function runs(kind: Kind, steps: readonly number[]): Promise<RunResult[]> {
+async function runs(kind: Kind, steps: readonly number[], sync: SyncResponse[]): Promise<RunResult[]> {
   const measured: RunResult[] = [];
   for (let run = 0; run < WARMUPS + RUNS; run++) {
     const warmup = run < WARMUPS;
-    const r = await runInFreshProcess(kind, warmup);
+    const r = await runInFreshProcess(kind, warmup, sync);
     const path = r.samples.map((x) => `${x.streams}: ${mb(x.rss)}`).join(' → ');
     const took = `${r.stepMs.map((ms) => (ms / 1000).toFixed(1)).join(', ')} s`;
     if (warmup) {
@@ -180,50 +212,61 @@ async function runs(kind: Kind, steps: readonly number[]): Promise<RunResult[]> 
       continue;
     }
     const s = slopes(r);
-    progress(`${kind} run ${run + 1 - WARMUPS}/${RUNS}: steps to ${steps.join(', ')} streams took ${took}; RSS ${path}; slope ${kb(s.rss)} RSS (${kb(s.anon)} anonymous, ${kb(s.file)} file-backed), ${kb(s.heap)} heap + external per stream`);
+    progress(
+      `${kind} run ${run + 1 - WARMUPS}/${RUNS}: steps to ${steps.join(', ')} streams took ${took}; RSS ${path}; per stream: live ${kb(s.live)} (heap used ${kb(s.heapUsed)}, malloc in use ${kb(s.malloc)}), RSS ${kb(s.rss)} (${kb(s.anon)} anonymous, ${kb(s.file)} file-backed)`,
+    );
     measured.push(r);
   }
   return measured;
 }
 
+const syncText = (sync: readonly SyncResponse[]): string => sync.map((r) => `${r.typeUrl.split('.').at(-1)} ${mb(r.bytes)}`).join(', ');
+
 if (process.argv.includes('--measure')) {
   const kind = process.argv[process.argv.indexOf('--measure') + 1] as Kind;
+  const sync = JSON.parse(process.argv[process.argv.indexOf('--sync') + 1] ?? '[]') as SyncResponse[];
   // A warm-up run takes only the first step: nothing carries over to the next fresh
   // process but the OS's caches, and the suite's minutes are better spent measuring.
   const steps = kind === 'floor' ? FLOOR_STEPS : STEPS;
   const mine = process.argv.includes('--warm-up') ? steps.slice(0, 1) : steps;
-  process.send?.(await (kind === 'floor' ? measureFloor(mine) : measureXds(mine)));
+  process.send?.(await (kind === 'floor' ? measureFloor(mine, sync) : measureXds(mine)));
 } else {
   await runBenchmark('B4', 'memory', async (emit) => {
-    const xds = await runs('xds', STEPS);
+    const xds = await runs('xds', STEPS, []);
     const xs = xds.map(slopes);
+    // The floor's streams carry what the xDS runs' proxies received.
+    const sync = xds.at(-1)!.sync;
+    const floor = await runs('floor', FLOOR_STEPS, sync);
+    const fs = floor.map(slopes);
     const med = <T>(rs: readonly T[], f: (r: T) => number): number => median(rs.map(f));
     const last = STEPS.at(-1)!;
     const lastIndex = STEPS.length;
     const steps = `${STEPS.join(' → ')}`;
     const failed = xds.reduce((n, r) => n + r.failed, 0);
-    // The floor first, so the xDS figure can be read against it.
-    const floor = await runs('floor', FLOOR_STEPS);
-    const fs = floor.map(slopes);
-    // An xDS stream holds the transport's native memory and its own JS objects; its
-    // RSS slope should not come out below the two. Over this few streams it can: later
-    // streams fill holes the first step's syncs left in the heap.
-    const floorNative = med(fs, (s) => s.rss - s.heap);
-    const accounted = med(xs, (s) => s.heap) + floorNative;
+    // Live memory where gdb could read the allocator in every run; the RSS slope where not.
+    const measured = xs.every((s) => Number.isFinite(s.live)) && fs.every((s) => Number.isFinite(s.live));
+    const why = measured ? '' : `; live memory not measured (${mallocUnavailable() ?? 'in-use bytes missing in a run'}), so this is the RSS slope, which scatters by tens of KB from run to run`;
+    const perStream = (s: ReturnType<typeof slopes>): number => (measured ? s.live : s.rss);
+    const ruler = measured ? 'live memory (JS heap used + glibc malloc in use)' : 'RSS';
+    const sizes = `(samples ${xs.map((s) => (perStream(s) / KB).toFixed(1)).join(', ')})`;
     emit({
       name: `B4 memory: per idle connected stream, ${SERVICES.toLocaleString('en-US')} services`,
-      measures: `slope of server RSS over idle, fully ACKed streams in steps of 0 → ${steps}, fitted from ${STEPS[0]} on (the growth of the first step left out), one fresh process per run`,
+      measures: `slope of the server's ${ruler} over idle, fully ACKed streams in steps of 0 → ${steps}, fitted from ${STEPS[0]} on (the growth of the first step left out), one fresh process per run${why}`,
       unit: 'KB',
       targets: [{ stat: 'median', limit: 40 }],
-      samples: xs.map((s) => s.rss / KB),
+      samples: xs.map((s) => perStream(s) / KB),
       warmups: WARMUPS,
       notes: [
-        `JS heap + external, same slope: ${med(xs, (s) => s.heap / KB).toFixed(1)} KB per stream (samples ${xs.map((s) => (s.heap / KB).toFixed(1)).join(', ')})`,
-        `of the RSS slope, anonymous memory ${med(xs, (s) => s.anon / KB).toFixed(1)} KB and file-backed ${med(xs, (s) => s.file / KB).toFixed(1)} KB per stream (/proc/self/status): the code pages the kernel drops and reads back are not what moves`,
-        `V8's committed heap (heapTotal: the young generation's semi-spaces grow and shrink with it), same slope: ${med(xs, (s) => s.committed / KB).toFixed(1)} KB per stream (samples ${xs.map((s) => (s.committed / KB).toFixed(1)).join(', ')})`,
-        `RSS strays up to ${mb(med(xs, (s) => s.scatter))} from each run's fitted line (median over the runs): over ${last - STEPS[0]!} streams that is ±${(med(xs, (s) => s.scatter) / (last - STEPS[0]!) / KB).toFixed(0)} KB per stream of noise in one run; the heap slope has next to none`,
-        `cross-check: heap + external slope + the floor's native slope (its RSS minus heap + external, ${kb(floorNative)}) = ${kb(accounted)} per stream; an RSS slope below that is the allocator refilling holes the first step's syncs left, not a cheaper stream`,
-        `the first step (0 → ${STEPS[0]}) costs ${med(xs, (s) => s.firstRss / KB).toFixed(0)} KB RSS per stream: the one-off buffers of the initial syncs, which the old ratio charged to every stream`,
+        ...(measured
+          ? [
+              `of it, JS heap used ${med(xs, (s) => s.heapUsed / KB).toFixed(1)} KB and malloc in use ${med(xs, (s) => s.malloc / KB).toFixed(1)} KB per stream (the HTTP/2 session's nghttp2 memory is most of the second) ${sizes}`,
+              `against the floor (same method, a bare grpc-js stream that carried the same sync): ${med(fs, (s) => s.live / KB).toFixed(1)} KB of it is the transport's, ${(med(xs, (s) => s.live) / KB - med(fs, (s) => s.live) / KB).toFixed(1)} KB comes with the xDS server (its stream state, grpc-js's decoding of real requests)`,
+            ]
+          : []),
+        `RSS, same slope: ${med(xs, (s) => s.rss / KB).toFixed(1)} KB per stream (samples ${xs.map((s) => (s.rss / KB).toFixed(1)).join(', ')}): RSS strays up to ${mb(med(xs, (s) => s.scatter))} from each run's fitted line (median over the runs), ±${(med(xs, (s) => s.scatter) / (last - STEPS[0]!) / KB).toFixed(0)} KB per stream over ${last - STEPS[0]!} streams, because it counts freed memory glibc keeps; anonymous ${med(xs, (s) => s.anon / KB).toFixed(1)} KB, file-backed ${med(xs, (s) => s.file / KB).toFixed(1)} KB`,
+        `JS heap + external ${med(xs, (s) => s.heap / KB).toFixed(1)} KB and V8's committed heap (heapTotal) ${med(xs, (s) => s.committed / KB).toFixed(1)} KB per stream, same slope`,
+        `the first step (0 → ${STEPS[0]}) costs ${med(xs, (s) => s.firstRss / KB).toFixed(0)} KB RSS per stream: the one-off buffers of the initial syncs, which a ratio would charge to every stream`,
+        `one stream's sync: ${syncText(sync)} (the largest response of each type)`,
         `server RSS: ${mb(med(xds, (r) => r.samples[0]!.rss))} with the snapshot and no stream (heap ${mb(med(xds, (r) => r.samples[0]!.heapUsed))}), ${mb(med(xds, (r) => r.samples[lastIndex]!.rss))} with ${last} idle streams`,
         `allocator: ${allocator()}`,
         `each step synced in ${STEPS.map((_, i) => `${(med(xds, (r) => r.stepMs[i]!) / 1000).toFixed(1)} s`).join(', ')} (batches of 20); ${failed} failed streams, ${xds.reduce((n, r) => n + r.complaints, 0)} server warnings`,
@@ -231,25 +274,26 @@ if (process.argv.includes('--measure')) {
     });
 
     const floorSteps = FLOOR_STEPS.join(' → ');
-    const floorRss = med(fs, (s) => s.rss / KB);
     emit({
-      name: 'B4 memory floor: per idle gRPC bidi stream, bare @grpc/grpc-js server',
-      measures: `slope of server RSS over idle held calls in steps of 0 → ${floorSteps}, fitted from ${FLOOR_STEPS[0]} on; the xDS server's options, one HTTP/2 connection per client channel, no xDS logic`,
+      name: 'B4 memory floor: per idle gRPC bidi stream, bare @grpc/grpc-js server, same sync',
+      measures: `slope of the server's ${ruler} over idle held calls in steps of 0 → ${floorSteps}, fitted from ${FLOOR_STEPS[0]} on; the xDS server's options, one HTTP/2 connection per client channel, responses of the xDS sync's sizes, no xDS logic${why}`,
       unit: 'KB',
       targets: [{ stat: 'median', limit: 40 }],
-      samples: fs.map((s) => s.rss / KB),
+      samples: fs.map((s) => perStream(s) / KB),
       warmups: WARMUPS,
       notes: [
-        `JS heap + external, same slope: ${med(fs, (s) => s.heap / KB).toFixed(1)} KB per stream`,
-        `against B4's per-stream slopes: ${floorRss.toFixed(1)} of its ${med(xs, (s) => s.rss / KB).toFixed(1)} KB RSS and ${med(fs, (s) => s.heap / KB).toFixed(1)} of its ${med(xs, (s) => s.heap / KB).toFixed(1)} KB heap + external are the transport's; the rest comes with the xDS server (its stream state, and what its syncs leave behind)`,
-        `clients send two small requests each (CDS and LDS, as the proxies do) and get no answer; ${floor.reduce((n, r) => n + r.failed, 0)} failed streams`,
-        `held to B4's target: a MISS here would mean the target is below what the transport alone costs`,
+        ...(measured
+          ? [`of it, JS heap used ${med(fs, (s) => s.heapUsed / KB).toFixed(1)} KB and malloc in use ${med(fs, (s) => s.malloc / KB).toFixed(1)} KB per stream`]
+          : []),
+        `RSS, same slope: ${med(fs, (s) => s.rss / KB).toFixed(1)} KB per stream (samples ${fs.map((s) => (s.rss / KB).toFixed(1)).join(', ')})`,
+        `each stream is sent ${syncText(sync)}, one response after the other, and ACKs each; ${floor.reduce((n, r) => n + r.failed, 0)} failed streams`,
+        `held to B4's target: a MISS here means the target is below what the transport alone costs a stream that carried this sync`,
         `allocator: ${allocator()}`,
       ],
     });
 
     // Measured: the RSS with `last` streams at 10,000 services. Derived: the other streams.
-    const projected = xds.map((r, i) => (r.samples[lastIndex]!.rss + (PROJECTED_STREAMS - last) * xs[i]!.rss) / MB);
+    const projected = xds.map((r, i) => (r.samples[lastIndex]!.rss + (PROJECTED_STREAMS - last) * perStream(xs[i]!)) / MB);
     emit({
       name: `B4 memory: ${SERVICES.toLocaleString('en-US')} services with ${PROJECTED_STREAMS.toLocaleString('en-US')} streams`,
       measures: 'server RSS',
@@ -258,10 +302,10 @@ if (process.argv.includes('--measure')) {
       samples: projected,
       warmups: WARMUPS,
       notes: [
-        `at the cross-check's ${kb(accounted)} per stream instead of the RSS slope: ${mb(med(xds, (r) => r.samples[lastIndex]!.rss) + (PROJECTED_STREAMS - last) * accounted)}`,
+        `at each run's RSS slope instead: ${mb(median(xds.map((r, i) => r.samples[lastIndex]!.rss + (PROJECTED_STREAMS - last) * xs[i]!.rss)))} (median)`,
         `allocator: ${allocator()}`,
       ],
-      derived: `partly measured: each run's RSS with ${last} idle streams at ${SERVICES.toLocaleString('en-US')} services is measured (median ${mb(med(xds, (r) => r.samples[lastIndex]!.rss))}); the other ${(PROJECTED_STREAMS - last).toLocaleString('en-US')} streams are derived at that run's measured slope`,
+      derived: `partly measured: each run's RSS with ${last} idle streams at ${SERVICES.toLocaleString('en-US')} services is measured (median ${mb(med(xds, (r) => r.samples[lastIndex]!.rss))}); the other ${(PROJECTED_STREAMS - last).toLocaleString('en-US')} streams are derived at that run's measured ${measured ? 'live-memory' : 'RSS'} slope`,
     });
   });
 }

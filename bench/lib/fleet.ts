@@ -83,7 +83,7 @@ export class Fleet {
     );
   }
 
-  /** The processes' counters, summed (rssBytes: the sum of their RSS; cpuMs: of their CPU time). */
+  /** The processes' counters, summed (rssBytes: the sum of their RSS; cpuMs: of their CPU time; largest: the largest of each type). */
   async stats(timeoutMs = 30_000): Promise<FleetStats> {
     const all = await Promise.all(
       this.members.map((m) => {
@@ -92,9 +92,10 @@ export class Fleet {
         return reply;
       }),
     );
-    const sum: FleetStats = { open: 0, synced: 0, responses: 0, responseBytes: 0, acks: 0, failed: 0, rssBytes: 0, cpuMs: 0 };
+    const sum: FleetStats = { open: 0, synced: 0, responses: 0, responseBytes: 0, largest: {}, acks: 0, failed: 0, rssBytes: 0, cpuMs: 0 };
     for (const { stats } of all) {
       for (const k of ['open', 'synced', 'responses', 'responseBytes', 'acks', 'failed', 'rssBytes', 'cpuMs'] as const) sum[k] += stats[k];
+      for (const [typeUrl, bytes] of Object.entries(stats.largest)) sum.largest[typeUrl] = Math.max(sum.largest[typeUrl] ?? 0, bytes);
       sum.lastError ??= stats.lastError;
     }
     return sum;

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 // compiled on first use); a ratio over one step charges those to every stream. The
 // slope between the later steps does not.
 import { collectGarbage } from './gc.js';
+import { mallocInUse } from './malloc-stats.js';
 
 export interface MemorySample {
   /** Streams connected (and idle) when the sample was taken. */
@@ -23,18 +24,37 @@ export interface MemorySample {
   heapTotal: number;
   /** Memory outside the JS heap that V8 knows of (Buffers and other ArrayBuffers included). */
   external: number;
+  /**
+   * glibc's in-use bytes (bench/lib/malloc-stats.ts): every live malloc'd block, the
+   * HTTP/2 sessions' nghttp2 memory and ArrayBuffers' backing stores among them, and
+   * none of the freed memory the allocator keeps. Absent where it cannot be read.
+   */
+  mallocInUse?: number;
 }
 
-/** Waits `quietMs` for in-flight writes and ACKs to finish, collects garbage, samples. */
-export async function idleSample(streams: number, quietMs: number): Promise<MemorySample> {
+/**
+ * Waits `quietMs` for in-flight writes and ACKs to finish, collects garbage, samples;
+ * with `malloc`, glibc's in-use bytes too (which stops the process for about a second).
+ */
+export async function idleSample(streams: number, quietMs: number, options: { malloc?: boolean } = {}): Promise<MemorySample> {
   await new Promise((resolve) => setTimeout(resolve, quietMs));
   collectGarbage();
   // Let finalizers that free native memory (Buffers' backing stores) run, then again.
   await new Promise((resolve) => setImmediate(resolve));
   collectGarbage();
+  const inUse = options.malloc ? mallocInUse() : undefined;
   const m = process.memoryUsage();
   const status = procStatus();
-  return { streams, rss: m.rss, rssAnon: status.RssAnon ?? 0, rssFile: status.RssFile ?? 0, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external };
+  return {
+    streams,
+    rss: m.rss,
+    rssAnon: status.RssAnon ?? 0,
+    rssFile: status.RssFile ?? 0,
+    heapUsed: m.heapUsed,
+    heapTotal: m.heapTotal,
+    external: m.external,
+    ...(inUse === undefined ? {} : { mallocInUse: inUse }),
+  };
 }
 
 /** The `kB` fields of /proc/self/status, in bytes; empty where there is none. */
@@ -51,6 +71,13 @@ function procStatus(): Record<string, number> {
 }
 
 export const heapAndExternal = (s: MemorySample): number => s.heapUsed + s.external;
+
+/**
+ * Live memory: the JS objects V8 holds (heap used) plus every live malloc'd block
+ * (ArrayBuffers' backing stores, which `external` counts, are malloc'd, so they are in
+ * the second and not counted twice). NaN without in-use bytes.
+ */
+export const live = (s: MemorySample): number => s.heapUsed + (s.mallocInUse ?? Number.NaN);
 
 /**
  * The least-squares slope of `value` over the streams of `samples`, in bytes per stream.

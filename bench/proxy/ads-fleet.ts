@@ -29,7 +29,7 @@ const cpuMs = (): number => {
   return (user + system) / 1000;
 };
 
-const stats: FleetStats = { open: 0, synced: 0, responses: 0, responseBytes: 0, acks: 0, failed: 0, rssBytes: 0, cpuMs: 0 };
+const stats: FleetStats = { open: 0, synced: 0, responses: 0, responseBytes: 0, largest: {}, acks: 0, failed: 0, rssBytes: 0, cpuMs: 0 };
 
 class SimulatedProxy {
   private readonly client: grpc.Client;
@@ -48,7 +48,8 @@ class SimulatedProxy {
       stats.responses++;
       stats.responseBytes += bytes.length;
       const wasSynced = this.protocol.synced;
-      this.protocol.onResponse(bytes);
+      const { typeUrl } = this.protocol.onResponse(bytes);
+      if (bytes.length > (stats.largest[typeUrl] ?? 0)) stats.largest[typeUrl] = bytes.length;
       stats.acks++;
       if (!wasSynced && this.protocol.synced) stats.synced++;
     });

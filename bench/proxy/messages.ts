@@ -24,6 +24,8 @@ export interface FleetStats {
   synced: number;
   responses: number;
   responseBytes: number;
+  /** The largest response of each type URL, in bytes (what one stream's sync is made of). */
+  largest: Record<string, number>;
   acks: number;
   /** Streams that ended with a status other than CANCELLED (which `close` causes). */
   failed: number;
