@@ -13,9 +13,8 @@
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { grpcServerOptions } from '../../src/xds/server.js';
+import { ADS_METHOD, passThrough } from '../proxy/channel.js';
 
-const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
-const passThrough = (b: Buffer): Buffer => b;
 /** An unused DiscoveryResponse field number: the padding that gives a response its size. */
 const PADDING_FIELD = 1000;
 

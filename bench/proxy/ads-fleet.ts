@@ -7,21 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { encodeRequest } from './wire.js';
 import { ProxyProtocol } from './protocol.js';
 import type { Command, Event, FleetStats, OpenCommand } from './messages.js';
-
-const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
-const passThrough = (b: Buffer): Buffer => b;
-
-const CHANNEL_OPTIONS: grpc.ChannelOptions = {
-  // Without it, channels to one address share a subchannel, so every proxy of the
-  // process would ride one HTTP/2 connection; real proxies each have their own.
-  'grpc.use_local_subchannel_pool': 1,
-  'grpc.max_receive_message_length': -1,
-  'grpc.max_send_message_length': -1,
-  // HTTP/2 flow-control windows as Envoy opens them by default (initial_stream_window_size
-  // and initial_connection_window_size, 256 MiB): with HTTP/2's own 64 KiB a proxy would
-  // have to send a WINDOW_UPDATE every 64 KiB of a 0.6 MB sync, which Envoy never does.
-  'grpc-node.flow_control_window': 256 * 1024 * 1024,
-};
+import { ADS_METHOD, CHANNEL_OPTIONS, passThrough } from './channel.js';
 
 /** CPU time (user and system) this process has used. */
 const cpuMs = (): number => {
