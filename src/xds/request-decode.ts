@@ -89,8 +89,30 @@ function readReflective(type: protobuf.Type, reader: protobuf.Reader): Record<st
   return type.toObject(type.decode(reader, reader.uint32()), decodeOptions);
 }
 
+/**
+ * The Node fields the server reads (id, cluster, metadata, user_agent_name and
+ * user_agent_version), by tag. A real Envoy's node also lists every extension compiled
+ * into it: Envoy 1.40 sends 516, 60 KB of its 61 KB first request, which decoded and
+ * kept with the stream came to 212 KB of JS heap per stream, five times all else a
+ * stream holds. Nothing here reads them, so they are stepped over unread, as are the
+ * build version, locality, client features, listening addresses and dynamic parameters.
+ */
+const NODE_FIELDS_READ = new Set([1, 2, 3, 6, 7].map((field) => (field << 3) | LD));
+
+/** The node's fields in NODE_FIELDS_READ, copied as they are and decoded the reflective way. */
 function readNode(reader: protobuf.Reader): Node {
-  const node = readReflective(lookupMessage('envoy.config.core.v3.Node'), reader);
+  const end = reader.uint32() + reader.pos;
+  if (end > reader.len) throw new RangeError(`index out of range: node ends at ${end}, message at ${reader.len}`);
+  const read: Uint8Array[] = [];
+  while (reader.pos < end) {
+    const start = reader.pos;
+    const t = reader.uint32();
+    reader.skipType(t & 7);
+    if (NODE_FIELDS_READ.has(t)) read.push(reader.buf.subarray(start, reader.pos));
+  }
+  if (reader.pos !== end) throw new RangeError(`index out of range: node overran its length by ${reader.pos - end} bytes`);
+  const type = lookupMessage('envoy.config.core.v3.Node');
+  const node = type.toObject(type.decode(read.length === 1 ? read[0]! : Buffer.concat(read)), decodeOptions);
   node.metadata ??= {};
   return node as unknown as Node;
 }
