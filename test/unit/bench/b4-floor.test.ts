@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { paddedResponse } from '../../../bench/lib/bare-grpc.js';
 import { parseMallocStats } from '../../../bench/lib/malloc-stats.js';
 import { readResponse } from '../../../bench/proxy/wire.js';
@@ -37,5 +37,20 @@ describe('parseMallocStats', () => {
   it('gives undefined for anything else', () => {
     expect(parseMallocStats('Arena 0:\nsystem bytes = 1\nin use bytes = 1\n')).toBeUndefined();
     expect(parseMallocStats('')).toBeUndefined();
+  });
+});
+
+describe('mallocInUse without gdb', () => {
+  it('gives undefined and says why, so B4 falls back to the RSS slope', async () => {
+    vi.stubEnv('GDB', '/nonexistent/gdb');
+    vi.resetModules();
+    try {
+      const probe = await import('../../../bench/lib/malloc-stats.js');
+      expect(probe.mallocInUse()).toBeUndefined();
+      expect(probe.mallocUnavailable()).toMatch(process.platform === 'linux' ? /\/nonexistent\/gdb/ : /not Linux/);
+    } finally {
+      vi.unstubAllEnvs();
+      vi.resetModules();
+    }
   });
 });
