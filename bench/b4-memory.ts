@@ -12,7 +12,7 @@
 // (bench/lib/malloc-stats.ts, read through gdb). RSS is sampled too and reported, but
 // it also counts freed memory the allocator keeps, which moves by megabytes at random
 // steps: over 120 streams its slope scattered from 3 to 83 KB per stream on one
-// commit, while live memory's scatters by a fraction of a KB. Without gdb the figure
+// commit, while live memory's scatters by a few KB. Without gdb the figure
 // falls back to the RSS slope and says so.
 //
 // The floor is the same method on a bare @grpc/grpc-js server (bench/lib/bare-grpc.ts)
