@@ -99,7 +99,7 @@ function readReflective(type: protobuf.Type, reader: protobuf.Reader): Record<st
  */
 const NODE_FIELDS_READ = new Set([1, 2, 3, 6, 7].map((field) => (field << 3) | LD));
 
-/** The node's fields in NODE_FIELDS_READ, copied as they are and decoded the reflective way. */
+/** The node's fields in NODE_FIELDS_READ, copied as they are and decoded the reflective way; the result has those fields only. */
 function readNode(reader: protobuf.Reader): Node {
   const end = reader.uint32() + reader.pos;
   if (end > reader.len) throw new RangeError(`index out of range: node ends at ${end}, message at ${reader.len}`);
@@ -112,9 +112,12 @@ function readNode(reader: protobuf.Reader): Node {
   }
   if (reader.pos !== end) throw new RangeError(`index out of range: node overran its length by ${reader.pos - end} bytes`);
   const type = lookupMessage('envoy.config.core.v3.Node');
-  const node = type.toObject(type.decode(read.length === 1 ? read[0]! : Buffer.concat(read)), decodeOptions);
-  node.metadata ??= {};
-  return node as unknown as Node;
+  const all = type.toObject(type.decode(read.length === 1 ? read[0]! : Buffer.concat(read)), decodeOptions) as unknown as Node;
+  // Only the fields read: a stream keeps its node, and toObject's defaults for the
+  // others (empty lists, null locality) would cost every stream a few hundred bytes.
+  const node: Node = { id: all.id, cluster: all.cluster, metadata: all.metadata ?? {}, user_agent_name: all.user_agent_name };
+  if (all.user_agent_version !== undefined) node.user_agent_version = all.user_agent_version;
+  return node;
 }
 
 const readStatus = (reader: protobuf.Reader): RpcStatus => readReflective(lookupMessage('google.rpc.Status'), reader);
