@@ -239,7 +239,8 @@ export class SotwStream extends StreamBase implements ClientView {
     if (!st) this.types.set(typeUrl, (st = new TypeState(typeUrl)));
     // A stale request still changes the subscription (envoy#10363), but gets no answer.
     st.subscribe(req);
-    st.clientVersion = req.version_info;
+    // An ACK echoes the version sent: keep that string, not a decoded copy of it per type and stream.
+    st.clientVersion = req.version_info === st.sentVersion ? st.sentVersion : req.version_info;
     if (req.response_nonce !== '' && req.response_nonce !== st.nonce) return;
 
     if (req.response_nonce !== '') {
