@@ -10,4 +10,4 @@ cp -r /src/package.json /src/package-lock.json /src/tsconfig.json /src/tsconfig.
 echo "shadowplane demo: npm ci and build (the first start takes a minute)"
 npm ci --no-audit --no-fund --loglevel=error
 npm run build --silent
-exec node --max-semi-space-size=64 dist/cli/main.js "$@"
+exec node --max-semi-space-size=64 --initial-old-space-size=256 dist/cli/main.js "$@"

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env -S node --max-semi-space-size=64 --initial-old-space-size=256
 // The `shadowplane` command. Each subcommand lives in its own file; this one only
 // wires them together and turns errors into exit codes.
 import { Command, CommanderError } from 'commander';

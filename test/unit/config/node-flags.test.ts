@@ -13,6 +13,7 @@ const flags = /^#!\/usr\/bin\/env -S node (.+)$/.exec(shebang)?.[1] ?? '';
 describe('the flags shadowplane runs with', () => {
   it('are given on the command’s #! line', () => {
     expect(flags).toMatch(/--max-semi-space-size=\d+/);
+    expect(flags).toMatch(/--initial-old-space-size=\d+/);
   });
 
   it('are given by npm start, npm run serve and the Compose entry point', () => {
