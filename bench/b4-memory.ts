@@ -224,7 +224,8 @@ const syncText = (sync: readonly SyncResponse[]): string => sync.map((r) => `${r
 
 if (process.argv.includes('--measure')) {
   const kind = process.argv[process.argv.indexOf('--measure') + 1] as Kind;
-  const sync = JSON.parse(process.argv[process.argv.indexOf('--sync') + 1] ?? '[]') as SyncResponse[];
+  const at = process.argv.indexOf('--sync');
+  const sync = (at < 0 ? [] : JSON.parse(process.argv[at + 1] ?? '[]')) as SyncResponse[];
   // A warm-up run takes only the first step: nothing carries over to the next fresh
   // process but the OS's caches, and the suite's minutes are better spent measuring.
   const steps = kind === 'floor' ? FLOOR_STEPS : STEPS;
