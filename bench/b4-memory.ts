@@ -33,7 +33,7 @@ import { runBenchmark, progress } from './lib/report.js';
 import { benchModel } from './lib/model.js';
 import { AppPipeline, EDGE_GROUP, EDGE_KEY, EDGE_METADATA, EDGE_ROUTE_CONFIG } from './lib/pipeline.js';
 import { connectFleet, startControlPlane, waitUntil } from './lib/control-plane.js';
-import { Fleet } from './lib/fleet.js';
+import { Fleet, proxyClientNote } from './lib/fleet.js';
 import { heapAndExternal, idleSample, live, parseSteps, slope, type MemorySample } from './lib/memory-steps.js';
 import { mallocUnavailable } from './lib/malloc-stats.js';
 import { BareGrpcServer, type SyncResponse } from './lib/bare-grpc.js';
@@ -290,6 +290,7 @@ if (process.argv.includes('--measure')) {
         `each stream is sent ${syncText(sync)}, one response after the other, and ACKs each; ${floor.reduce((n, r) => n + r.failed, 0)} failed streams`,
         `held to B4's target: a MISS here means the target is below what the transport alone costs a stream that carried this sync`,
         `allocator: ${allocator()}`,
+        proxyClientNote(),
       ],
     });
 

@@ -9,7 +9,7 @@ import { runBenchmark, progress } from './lib/report.js';
 import { benchModel } from './lib/model.js';
 import { AppPipeline, EDGE_GROUP, EDGE_KEY, EDGE_METADATA, EDGE_ROUTE_CONFIG, snapshotSizes } from './lib/pipeline.js';
 import { startControlPlane, waitUntil } from './lib/control-plane.js';
-import { Fleet } from './lib/fleet.js';
+import { Fleet, proxyClientNote } from './lib/fleet.js';
 import { collectGarbage } from './lib/gc.js';
 import { outPath } from './lib/paths.js';
 import { Profiler } from './lib/profile.js';
@@ -83,7 +83,8 @@ await runBenchmark('B5', 'reconnect storm', async (emit) => {
   const complaints = cp.complaints();
   const notes = [
     `${SERVICES.toLocaleString('en-US')} services: ${snapshotSizes(snapshot, PUSH_ORDER)}; each proxy received ${(bytesPerProxy / 1e6).toFixed(2)} MB`,
-    `${PROCESSES} proxy processes, one channel (HTTP/2 connection) per proxy, reconnects spread evenly over ${SPREAD_MS} ms`,
+    `${PROCESSES} proxy processes, one HTTP/2 connection per proxy, reconnects spread evenly over ${SPREAD_MS} ms`,
+    proxyClientNote(),
     `CPU time per storm (medians): the server ${median(serverCpu).toFixed(0)} ms, the proxies ${median(proxyCpu).toFixed(0)} ms, on ${os.availableParallelism()} cores shared by both`,
     `server warnings: ${complaints.count}${complaints.first ? ` (first: "${complaints.first}")` : ''}; NACKs: ${cp.tracker.nacks}`,
   ];

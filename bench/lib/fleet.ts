@@ -3,11 +3,28 @@
 // over the processes evenly; every wait here has a deadline.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Command, Event, FleetStats, OpenCommand } from '../proxy/messages.js';
+import type { Command, Event, FleetStats, OpenCommand, ProxyClient } from '../proxy/messages.js';
 
 const script = fileURLToPath(new URL('../proxy/ads-fleet.js', import.meta.url));
 
 export type OpenOptions = Omit<OpenCommand, 'cmd' | 'count' | 'idPrefix'>;
+
+/**
+ * The proxies' gRPC client, from BENCH_PROXY_CLIENT: `h2` (bench/proxy/h2-stream.ts,
+ * the default) or `grpc-js`.
+ */
+export function proxyClient(env: NodeJS.ProcessEnv = process.env): ProxyClient {
+  const value = env.BENCH_PROXY_CLIENT ?? 'h2';
+  if (value !== 'h2' && value !== 'grpc-js') throw new Error(`BENCH_PROXY_CLIENT: "${value}" is neither "h2" nor "grpc-js"`);
+  return value;
+}
+
+/** For the notes: which client the proxies ran. */
+export function proxyClientNote(): string {
+  return proxyClient() === 'h2'
+    ? "the proxies' gRPC client: the protocol on node:http2 (bench/proxy/h2-stream.ts; BENCH_PROXY_CLIENT=grpc-js for grpc-js's)"
+    : "the proxies' gRPC client: @grpc/grpc-js (BENCH_PROXY_CLIENT=grpc-js)";
+}
 
 class Member {
   private readonly waiters: { evt: Event['evt']; resolve: (e: Event) => void }[] = [];
@@ -66,7 +83,7 @@ export class Fleet {
     const opened = this.members.map((m, i) => {
       const count = Math.floor(total / n) + (i < total % n ? 1 : 0);
       const done = m.next('opened', timeoutMs);
-      m.send({ cmd: 'open', count, idPrefix: `proxy-${tag}-${i}`, ...options });
+      m.send({ cmd: 'open', count, idPrefix: `proxy-${tag}-${i}`, client: proxyClient(), ...options });
       return done;
     });
     await Promise.all(opened);

@@ -1,13 +1,15 @@
 // A process of simulated proxies: each one a real ADS client (state of the world) over
-// @grpc/grpc-js on its own channel, hence its own HTTP/2 connection, as a real Envoy
-// has, speaking protocol.ts (ask as an edge Envoy asks, ACK every response). The
-// parent drives it over IPC (messages.ts); timing is measured on the server's side,
-// where the ACKs arrive.
+// gRPC on its own HTTP/2 connection, as a real Envoy has, speaking protocol.ts (ask as
+// an edge Envoy asks, ACK every response). The gRPC client is h2-stream.ts (the
+// protocol on node:http2) unless the command asks for grpc-js. The parent drives the
+// process over IPC (messages.ts); timing is measured on the server's side, where the
+// ACKs arrive.
 import * as grpc from '@grpc/grpc-js';
 import { encodeRequest } from './wire.js';
 import { ProxyProtocol } from './protocol.js';
 import type { Command, Event, FleetStats, OpenCommand } from './messages.js';
 import { ADS_METHOD, CHANNEL_OPTIONS, passThrough } from './channel.js';
+import { GRPC_CANCELLED, H2Call, type CallEnd } from './h2-stream.js';
 
 /** CPU time (user and system) this process has used. */
 const cpuMs = (): number => {
@@ -17,20 +19,35 @@ const cpuMs = (): number => {
 
 const stats: FleetStats = { open: 0, synced: 0, responses: 0, responseBytes: 0, largest: {}, acks: 0, failed: 0, rssBytes: 0, cpuMs: 0 };
 
+/** One ADS call, whichever client carries it. */
+interface AdsCall {
+  write(message: Buffer): void;
+  cancel(): void;
+}
+
+/** The call on a grpc-js channel of its own. */
+function grpcJsCall(port: number, onMessage: (m: Buffer) => void, onEnd: (end: CallEnd) => void): AdsCall {
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const call = client.makeBidiStreamRequest(ADS_METHOD, passThrough, passThrough);
+  call.on('data', onMessage);
+  call.on('error', () => {});
+  call.on('status', (status: grpc.StatusObject) => onEnd({ code: status.code, details: status.details }));
+  return {
+    write: (message) => call.write(message),
+    cancel: () => {
+      call.cancel();
+      client.close();
+    },
+  };
+}
+
 class SimulatedProxy {
-  private readonly client: grpc.Client;
-  private readonly call: grpc.ClientDuplexStream<Buffer, Buffer>;
+  private readonly call: AdsCall;
   private readonly protocol: ProxyProtocol;
   private ended = false;
 
   constructor(port: number, nodeId: string, command: OpenCommand) {
-    this.client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-    this.call = this.client.makeBidiStreamRequest(ADS_METHOD, passThrough, passThrough);
-    this.protocol = new ProxyProtocol({ id: nodeId, metadata: command.metadata, routeConfigs: command.routeConfigs }, (request) =>
-      this.call.write(encodeRequest(request)),
-    );
-    stats.open++;
-    this.call.on('data', (bytes: Buffer) => {
+    const onMessage = (bytes: Buffer): void => {
       stats.responses++;
       stats.responseBytes += bytes.length;
       const wasSynced = this.protocol.synced;
@@ -38,24 +55,28 @@ class SimulatedProxy {
       if (bytes.length > (stats.largest[typeUrl] ?? 0)) stats.largest[typeUrl] = bytes.length;
       stats.acks++;
       if (!wasSynced && this.protocol.synced) stats.synced++;
-    });
-    this.call.on('error', () => {});
-    this.call.on('status', (status: grpc.StatusObject) => {
+    };
+    const onEnd = (end: CallEnd): void => {
       if (this.ended) return;
       this.ended = true;
       stats.open--;
       if (this.protocol.synced) stats.synced--;
-      if (status.code !== grpc.status.CANCELLED) {
+      if (end.code !== GRPC_CANCELLED) {
         stats.failed++;
-        stats.lastError = `${grpc.status[status.code]}: ${status.details}`;
+        stats.lastError = `${grpc.status[end.code] ?? end.code}: ${end.details}`;
       }
-    });
+    };
+    this.call =
+      command.client === 'grpc-js' ? grpcJsCall(port, onMessage, onEnd) : new H2Call(port, ADS_METHOD, { onMessage, onEnd });
+    this.protocol = new ProxyProtocol({ id: nodeId, metadata: command.metadata, routeConfigs: command.routeConfigs }, (request) =>
+      this.call.write(encodeRequest(request)),
+    );
+    stats.open++;
     this.protocol.start();
   }
 
   close(): void {
-    if (!this.ended) this.call.cancel();
-    this.client.close();
+    this.call.cancel();
   }
 }
 

@@ -13,7 +13,11 @@ export interface OpenCommand {
   metadata: Record<string, unknown>;
   /** The route configurations a proxy asks RDS for, once it has a listener. */
   routeConfigs: string[];
+  /** The gRPC client: h2-stream.ts on node:http2 (the default), or grpc-js. */
+  client?: ProxyClient;
 }
+
+export type ProxyClient = 'h2' | 'grpc-js';
 
 export type Command = OpenCommand | { cmd: 'close' } | { cmd: 'stats' } | { cmd: 'exit' };
 
