@@ -3,12 +3,13 @@
 // changes; how long until every stream has ACKed the new endpoints. The clock starts
 // when the registry's next state enters the rebuild and stops when the server has
 // received the last ACK.
+import os from 'node:os';
 import { runBenchmark, progress } from './lib/report.js';
 import { benchModel, withInstanceMoved } from './lib/model.js';
 import { AppPipeline, EDGE_GROUP, EDGE_KEY, EDGE_METADATA, EDGE_ROUTE_CONFIG } from './lib/pipeline.js';
 import { connectFleet, startControlPlane, waitUntil } from './lib/control-plane.js';
 import { outPath } from './lib/paths.js';
-import { Fleet } from './lib/fleet.js';
+import { Fleet, proxyClientNote } from './lib/fleet.js';
 import { collectGarbage } from './lib/gc.js';
 import { Profiler } from './lib/profile.js';
 import { median, now } from './lib/stats.js';
@@ -52,6 +53,9 @@ await runBenchmark('B3', 'fan-out', async (emit) => {
 
       const samples: number[] = [];
       const rebuildMs: number[] = [];
+      /** CPU time during each change, ms: the server's, and the proxies' (they share the machine). */
+      const serverCpu: number[] = [];
+      const proxyCpu: number[] = [];
       let responseBytes = 0;
       const profiler = new Profiler();
       for (let run = 0; run < WARMUPS + RUNS; run++) {
@@ -59,18 +63,22 @@ await runBenchmark('B3', 'fan-out', async (emit) => {
         model = { ...model, registry: withInstanceMoved(model.registry, 1, ++port) };
         collectGarbage();
         const before = await fleet.stats();
+        const cpuBefore = process.cpuUsage();
         const start = now();
         // rebuild is synchronous (every stream's response is written inside it), so no
         // ACK can arrive before the expectation is set.
         const { snapshots } = pipeline.rebuild(model);
         const rebuilt = now() - start;
         const end = await cp.tracker.expect(snapshots.get(EDGE_GROUP)!, streams, 60_000);
+        const cpu = process.cpuUsage(cpuBefore);
         const after = await fleet.stats();
         responseBytes = (after.responseBytes - before.responseBytes) / streams;
         progress(`run ${run + 1}/${WARMUPS + RUNS}: ${(end - start).toFixed(1)} ms${run < WARMUPS ? ' (warm-up)' : ''}`);
         if (run >= WARMUPS) {
           samples.push(end - start);
           rebuildMs.push(rebuilt);
+          serverCpu.push((cpu.user + cpu.system) / 1000);
+          proxyCpu.push(after.cpuMs - before.cpuMs);
         }
         await new Promise((resolve) => setTimeout(resolve, 300));
       }
@@ -86,7 +94,9 @@ await runBenchmark('B3', 'fan-out', async (emit) => {
         notes: [
           `${SERVICES} services (${model.registry.services.size * 2} EDS resources); the change moves one instance, so each stream gets one SotW EDS response of ${(responseBytes / 1024).toFixed(1)} KB`,
           `the synchronous rebuild (translate, publish, the first streams' pumps and writes; the rest follow in later turns of the event loop) median ${median(rebuildMs).toFixed(1)} ms of it`,
-          `${PROCESSES} proxy processes, one channel (HTTP/2 connection) per stream; ${fs.failed} streams failed, ${cp.tracker.nacks} NACKs, ${cp.complaints().count} server warnings`,
+          `${PROCESSES} proxy processes, one HTTP/2 connection per stream; ${fs.failed} streams failed, ${cp.tracker.nacks} NACKs, ${cp.complaints().count} server warnings`,
+          proxyClientNote(),
+          `CPU time per change (medians): the server ${median(serverCpu).toFixed(0)} ms, the proxies ${median(proxyCpu).toFixed(0)} ms (until their stats were read, just after the last ACK), on ${os.availableParallelism()} cores shared by both`,
           `idle, before the runs: server RSS ${(idle.rss / 2 ** 20).toFixed(0)} MB, ${((idle.rss - atRest.rss) / streams / 1024).toFixed(1)} KB RSS and ${((idle.heap - atRest.heap) / streams / 1024).toFixed(1)} KB heap + external per stream over the server before any stream`,
         ],
       });
