@@ -5,7 +5,7 @@
 // process over IPC (messages.ts); timing is measured on the server's side, where the
 // ACKs arrive.
 import * as grpc from '@grpc/grpc-js';
-import { encodeRequest } from './wire.js';
+import { encodeRequestParts, joinParts } from './wire.js';
 import { ProxyProtocol } from './protocol.js';
 import type { Command, Event, FleetStats, OpenCommand } from './messages.js';
 import { ADS_METHOD, CHANNEL_OPTIONS, passThrough } from './channel.js';
@@ -19,21 +19,21 @@ const cpuMs = (): number => {
 
 const stats: FleetStats = { open: 0, synced: 0, responses: 0, responseBytes: 0, largest: {}, acks: 0, failed: 0, rssBytes: 0, cpuMs: 0 };
 
-/** One ADS call, whichever client carries it. */
+/** One ADS call, whichever client carries it. Messages go out and come in as parts laid end to end. */
 interface AdsCall {
-  write(message: Buffer): void;
+  write(parts: readonly Uint8Array[]): void;
   cancel(): void;
 }
 
 /** The call on a grpc-js channel of its own. */
-function grpcJsCall(port: number, onMessage: (m: Buffer) => void, onEnd: (end: CallEnd) => void): AdsCall {
+function grpcJsCall(port: number, onMessage: (parts: Buffer[], length: number) => void, onEnd: (end: CallEnd) => void): AdsCall {
   const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
   const call = client.makeBidiStreamRequest(ADS_METHOD, passThrough, passThrough);
-  call.on('data', onMessage);
+  call.on('data', (message: Buffer) => onMessage([message], message.length));
   call.on('error', () => {});
   call.on('status', (status: grpc.StatusObject) => onEnd({ code: status.code, details: status.details }));
   return {
-    write: (message) => call.write(message),
+    write: (parts) => call.write(joinParts(parts, parts.reduce((n, p) => n + p.length, 0))),
     cancel: () => {
       call.cancel();
       client.close();
@@ -47,12 +47,12 @@ class SimulatedProxy {
   private ended = false;
 
   constructor(port: number, nodeId: string, command: OpenCommand) {
-    const onMessage = (bytes: Buffer): void => {
+    const onMessage = (parts: Buffer[], length: number): void => {
       stats.responses++;
-      stats.responseBytes += bytes.length;
+      stats.responseBytes += length;
       const wasSynced = this.protocol.synced;
-      const { typeUrl } = this.protocol.onResponse(bytes);
-      if (bytes.length > (stats.largest[typeUrl] ?? 0)) stats.largest[typeUrl] = bytes.length;
+      const { typeUrl } = this.protocol.onResponseParts(parts, length);
+      if (length > (stats.largest[typeUrl] ?? 0)) stats.largest[typeUrl] = length;
       stats.acks++;
       if (!wasSynced && this.protocol.synced) stats.synced++;
     };
@@ -69,7 +69,7 @@ class SimulatedProxy {
     this.call =
       command.client === 'grpc-js' ? grpcJsCall(port, onMessage, onEnd) : new H2Call(port, ADS_METHOD, { onMessage, onEnd });
     this.protocol = new ProxyProtocol({ id: nodeId, metadata: command.metadata, routeConfigs: command.routeConfigs }, (request) =>
-      this.call.write(encodeRequest(request)),
+      this.call.write(encodeRequestParts(request)),
     );
     stats.open++;
     this.protocol.start();

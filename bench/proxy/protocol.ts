@@ -4,7 +4,7 @@
 // listener's route configuration, and it ACKs every response by echoing version_info
 // and nonce, as Envoy does with set_node_on_first_message_only.
 import { TypeUrl } from '../../src/xds/resources.js';
-import { readClusters, readResponse, type RequestFields, type ResponseHead } from './wire.js';
+import { readClusters, readResponseHead, type Parts, type RequestFields, type ResponseHead } from './wire.js';
 
 export const ALL_TYPES = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as const;
 
@@ -60,8 +60,13 @@ export class ProxyProtocol {
 
   /** Reads a response, asks for what it newly needs, and ACKs it. */
   onResponse(bytes: Buffer): ResponseHead {
-    const head = readResponse(bytes, false);
-    const response = head.typeUrl === TypeUrl.Cluster ? readClusters(bytes) : head;
+    return this.onResponseParts([bytes], bytes.length);
+  }
+
+  /** onResponse for a response given as the parts it arrived in, `length` bytes in all, read in place. */
+  onResponseParts(parts: Parts, length: number): ResponseHead {
+    const head = readResponseHead(parts, length);
+    const response = head.typeUrl === TypeUrl.Cluster ? readClusters(parts, length) : head;
     const st = this.types.get(response.typeUrl);
     if (!st) return response;
     st.version = response.version;

@@ -1,9 +1,11 @@
 // What a simulated proxy reads and writes on its ADS stream. Requests are encoded with
-// protobufjs from Envoy's own DiscoveryRequest type. Responses are read with a
-// protobufjs Reader that keeps only what a proxy needs to answer (version, nonce, type)
-// and, for clusters, the names it must ask EDS for: every simulated proxy shares the
-// control plane's two cores, so a full decode of every resource in thousands of
-// streams would measure the proxies instead of the server.
+// protobufjs from Envoy's own DiscoveryRequest type, as the parts they are made of
+// (the bytes of a list of names are made once and written again on every ACK).
+// Responses are read where they lie, in the chunks they arrived in, keeping only what a
+// proxy needs to answer (version, nonce, type) and, for clusters, the names it must ask
+// EDS for: every simulated proxy shares the control plane's two cores, so copying and
+// decoding every resource in thousands of streams would measure the proxies instead of
+// the server.
 import protobuf from 'protobufjs';
 import { lookupMessage } from '../../src/xds/protos.js';
 
@@ -85,6 +87,115 @@ export function readResponse(bytes: Buffer, withEdsNames: boolean): ResponseHead
   return head;
 }
 
+/** A message as the chunks it arrived in, laid end to end (views, not copies). */
+export type Parts = readonly Uint8Array[];
+
+/** Reads protobuf's wire format across the parts of a message without joining them. */
+class PartsReader {
+  private part = 0;
+  private at = 0;
+
+  constructor(
+    private readonly parts: Parts,
+    /** Bytes not yet read. */
+    public remaining: number,
+  ) {}
+
+  private byte(): number {
+    let chunk = this.parts[this.part]!;
+    while (this.at === chunk.length) {
+      chunk = this.parts[++this.part]!;
+      this.at = 0;
+    }
+    this.remaining--;
+    return chunk[this.at++]!;
+  }
+
+  varint(): number {
+    let value = 0;
+    let scale = 1;
+    for (;;) {
+      const b = this.byte();
+      value += (b & 0x7f) * scale;
+      if (b < 0x80) return value;
+      scale *= 128;
+    }
+  }
+
+  skip(n: number): void {
+    if (n > this.remaining) throw new Error(`truncated response: a field of ${n} bytes with ${this.remaining} left`);
+    this.remaining -= n;
+    while (n > 0) {
+      const left = this.parts[this.part]!.length - this.at;
+      if (n < left) {
+        this.at += n;
+        return;
+      }
+      n -= left;
+      this.part++;
+      this.at = 0;
+    }
+  }
+
+  string(n: number): string {
+    if (n > this.remaining) throw new Error(`truncated response: a string of ${n} bytes with ${this.remaining} left`);
+    const chunk = this.parts[this.part]!;
+    if (this.at + n <= chunk.length) {
+      const text = Buffer.from(chunk.buffer, chunk.byteOffset + this.at, n).toString('utf8');
+      this.at += n;
+      this.remaining -= n;
+      return text;
+    }
+    const bytes = Buffer.allocUnsafe(n);
+    for (let i = 0; i < n; i++) bytes[i] = this.byte();
+    return bytes.toString('utf8');
+  }
+
+  /** Steps over a field's value of the given wire type. */
+  skipValue(wireType: number): void {
+    if (wireType === 0) this.varint();
+    else if (wireType === 1) this.skip(8);
+    else if (wireType === 2) this.skip(this.varint());
+    else if (wireType === 5) this.skip(4);
+    else throw new Error(`wire type ${wireType} in a DiscoveryResponse`);
+  }
+}
+
+/**
+ * readResponse(bytes, false) for a message given as its parts, of `length` bytes in
+ * all: the head of a DiscoveryResponse, read without joining the parts.
+ */
+export function readResponseHead(parts: Parts, length: number): ResponseHead {
+  const r = new PartsReader(parts, length);
+  const head: ResponseHead = { version: '', typeUrl: '', nonce: '', resources: 0, bytes: length };
+  while (r.remaining > 0) {
+    const tag = r.varint();
+    const field = Math.floor(tag / 8);
+    const wireType = tag % 8;
+    if (wireType !== 2 || (field !== 1 && field !== 2 && field !== 4 && field !== 5)) {
+      r.skipValue(wireType);
+      continue;
+    }
+    const n = r.varint();
+    if (field === 2) {
+      head.resources++;
+      r.skip(n);
+    } else if (field === 1) head.version = r.string(n);
+    else if (field === 4) head.typeUrl = r.string(n);
+    else head.nonce = r.string(n);
+  }
+  return head;
+}
+
+/** The parts joined: a view when there is one part. */
+export function joinParts(parts: Parts, length: number): Buffer {
+  if (parts.length === 1) {
+    const only = parts[0]!;
+    return Buffer.isBuffer(only) ? only : Buffer.from(only.buffer, only.byteOffset, only.length);
+  }
+  return Buffer.concat(parts, length);
+}
+
 const requestType = lookupMessage('envoy.service.discovery.v3.DiscoveryRequest');
 const nodeType = lookupMessage('envoy.config.core.v3.Node');
 const buildVersionType = lookupMessage('envoy.config.core.v3.BuildVersion');
@@ -142,19 +253,21 @@ function envoyNodeFields(): Uint8Array {
 }
 
 /**
- * The request's bytes, as protobufjs encodes them from Envoy's DiscoveryRequest type:
- * for a request with a node (the first), the node's own fields so and Envoy's build
- * and extensions after them (envoyNodeFields); otherwise field by field with the
+ * The request's bytes, as protobufjs encodes them from Envoy's DiscoveryRequest type,
+ * as parts to be written one after the other: for a request with a node (the first),
+ * the node's own fields, then Envoy's build and extensions after them
+ * (envoyNodeFields, the same bytes for every proxy); otherwise field by field with the
  * names' bytes made once per list (in field-number order; unlike protobufjs, empty
  * strings are left out, which a proto3 decoder reads the same).
  */
-export function encodeRequest(request: RequestFields): Buffer {
+export function encodeRequestParts(request: RequestFields): Uint8Array[] {
   if (request.node) {
-    const node = Buffer.concat([nodeType.encode(nodeType.fromObject(request.node)).finish(), envoyNodeFields()]);
+    const own = nodeType.encode(nodeType.fromObject(request.node)).finish();
+    const tail = envoyNodeFields();
     const rest = requestType.encode(requestType.fromObject({ ...request, node: undefined })).finish();
-    const field = protobuf.Writer.create().uint32((2 << 3) | 2).uint32(node.length).finish();
+    const field = protobuf.Writer.create().uint32((2 << 3) | 2).uint32(own.length + tail.length).finish();
     // Field order does not matter to a decoder; the node goes first, as Envoy sends it.
-    return Buffer.concat([field, node, rest]);
+    return [field, own, tail, rest];
   }
   const w = protobuf.Writer.create();
   if (request.version_info) w.uint32((1 << 3) | 2).string(request.version_info);
@@ -162,21 +275,40 @@ export function encodeRequest(request: RequestFields): Buffer {
   const tail = protobuf.Writer.create();
   tail.uint32((4 << 3) | 2).string(request.type_url);
   if (request.response_nonce) tail.uint32((5 << 3) | 2).string(request.response_nonce);
-  return Buffer.concat([head, namesField(request.resource_names ?? []), tail.finish()]);
+  return [head, namesField(request.resource_names ?? []), tail.finish()];
+}
+
+/** encodeRequestParts, joined. */
+export function encodeRequest(request: RequestFields): Buffer {
+  return Buffer.concat(encodeRequestParts(request));
 }
 
 /** The last CDS response read in full, and what was read: the proxies of a process get the same bytes. */
 let lastClusters: { bytes: Buffer; head: ResponseHead } | undefined;
 
+/** Whether `parts`, laid end to end, are `bytes`. */
+function partsEqual(parts: Parts, length: number, bytes: Buffer): boolean {
+  if (length !== bytes.length) return false;
+  let at = 0;
+  for (const part of parts) {
+    if (bytes.compare(part, 0, part.length, at, at + part.length) !== 0) return false;
+    at += part.length;
+  }
+  return true;
+}
+
 /**
  * readResponse(bytes, true), remembered for the last bytes read: a thousand proxies
  * sent the same cluster response need not each parse its thousands of clusters (the
- * proxies share the control plane's cores). Compared by content, not by anything the
- * server says.
+ * proxies share the control plane's cores). Compared by content, part by part, not by
+ * anything the server says.
  */
-export function readClusters(bytes: Buffer): ResponseHead {
-  if (lastClusters && lastClusters.bytes.equals(bytes)) return lastClusters.head;
+export function readClusters(parts: Parts, length: number): ResponseHead {
+  if (lastClusters && partsEqual(parts, length, lastClusters.bytes)) return lastClusters.head;
+  const joined = joinParts(parts, length);
+  // Kept: a copy, not a view of a chunk that may hold more than this message.
+  const bytes = parts.length === 1 ? Buffer.from(joined) : joined;
   const head = readResponse(bytes, true);
-  lastClusters = { bytes: Buffer.from(bytes), head };
+  lastClusters = { bytes, head };
   return head;
 }

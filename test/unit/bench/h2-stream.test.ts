@@ -15,17 +15,26 @@ describe('MessageFramer', () => {
   it('hands on each message whole and in order, wherever the chunks are cut', () => {
     for (const size of [1, 2, 3, 5, 6, 4096, wire.length]) {
       const got: Buffer[] = [];
-      const framer = new MessageFramer((m) => got.push(Buffer.from(m)));
+      const framer = new MessageFramer((parts, length) => {
+        expect(parts.reduce((n, p) => n + p.length, 0)).toBe(length);
+        got.push(Buffer.concat(parts));
+      });
       for (let at = 0; at < wire.length; at += size) framer.push(wire.subarray(at, at + size));
       expect(got.length, `chunks of ${size}`).toBe(messages.length);
       expect(got.every((m, i) => m.equals(messages[i]!)), `chunks of ${size}`).toBe(true);
     }
   });
 
-  it('hands on a message that lies inside one chunk as a view of it, not a copy', () => {
-    const got: Buffer[] = [];
-    new MessageFramer((m) => got.push(m)).push(wire);
-    expect(got[2]!.buffer).toBe(wire.buffer);
+  it('hands on a message as views of the chunks it lies in, never a copy', () => {
+    const got: Buffer[][] = [];
+    new MessageFramer((parts) => got.push(parts)).push(wire);
+    expect(got[2]).toHaveLength(1);
+    expect(got[2]![0]!.buffer).toBe(wire.buffer);
+    const cut: Buffer[][] = [];
+    const framer = new MessageFramer((parts) => cut.push(parts));
+    const chunks = [wire.subarray(0, 30_000), wire.subarray(30_000, 60_000), wire.subarray(60_000)];
+    for (const chunk of chunks) framer.push(chunk);
+    expect(cut[2]!.map((p) => p.buffer)).toEqual(chunks.map(() => wire.buffer));
   });
 
   it('refuses a compressed message, which the proxies never ask for', () => {
@@ -59,7 +68,7 @@ describe('H2Call against a grpc-js server', () => {
   function open(port: number): { got: Buffer[]; ends: CallEnd[]; call: H2Call } {
     const got: Buffer[] = [];
     const ends: CallEnd[] = [];
-    const call = new H2Call(port, '/test.Echo/Chat', { onMessage: (m) => got.push(Buffer.from(m)), onEnd: (e) => ends.push(e) });
+    const call = new H2Call(port, '/test.Echo/Chat', { onMessage: (parts) => got.push(Buffer.concat(parts)), onEnd: (e) => ends.push(e) });
     calls.push(call);
     return { got, ends, call };
   }
@@ -74,7 +83,10 @@ describe('H2Call against a grpc-js server', () => {
     });
     const { got, ends, call } = open(port);
     const sent = [Buffer.from('hello'), Buffer.alloc(3 * 2 ** 20, 0x5a), Buffer.from('bye')];
-    for (const m of sent) call.write(m);
+    // The last message goes as parts, an empty one among them.
+    call.write([sent[0]!]);
+    call.write([sent[1]!]);
+    call.write([Buffer.from('b'), Buffer.alloc(0), Buffer.from('ye')]);
     await waitFor(() => ends.length > 0, { intervalMs: 10, description: 'the call to end' });
     // Buffer.equals: a deep equality over 3 MB, element by element, takes seconds.
     expect(got.map((m) => m.length)).toEqual(sent.map((m) => m.length));
@@ -85,7 +97,7 @@ describe('H2Call against a grpc-js server', () => {
   it("reports the server's error status and its message", async () => {
     const port = await serve((call) => call.on('data', () => call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'no such type: x' })));
     const { ends, call } = open(port);
-    call.write(Buffer.from('?'));
+    call.write([Buffer.from('?')]);
     await waitFor(() => ends.length > 0, { intervalMs: 10, description: 'the call to end' });
     expect(ends).toEqual([{ code: grpc.status.INVALID_ARGUMENT, details: 'no such type: x' }]);
   });
@@ -97,7 +109,7 @@ describe('H2Call against a grpc-js server', () => {
       call.on('data', (m: Buffer) => call.write(m));
     });
     const { got, ends, call } = open(port);
-    call.write(Buffer.from('ping'));
+    call.write([Buffer.from('ping')]);
     await waitFor(() => got.length === 1, { intervalMs: 10, description: 'the echo' });
     call.cancel();
     await waitFor(() => serverSaw && ends.length > 0, { intervalMs: 10, description: 'both sides to see the cancel' });
