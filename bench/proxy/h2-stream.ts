@@ -86,6 +86,15 @@ export function messagePrefix(length: number): Buffer {
   return prefix;
 }
 
+/** grpc-message is percent-encoded; a malformed one is kept as it came. */
+function percentDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 export interface H2CallHandlers {
   /** A message, as the views of the chunks it lies in (see MessageFramer). */
   onMessage(parts: Buffer[], length: number): void;
@@ -159,7 +168,7 @@ export class H2Call {
     const code = headers['grpc-status'];
     if (code === undefined) return;
     const message = headers['grpc-message'];
-    this.status = { code: Number(code), details: typeof message === 'string' ? decodeURIComponent(message) : '' };
+    this.status = { code: Number(code), details: typeof message === 'string' ? percentDecoded(message) : '' };
   }
 
   private end(end: CallEnd): void {

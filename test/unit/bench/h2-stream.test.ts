@@ -1,5 +1,7 @@
 // The benchmarks' thin gRPC client (bench/proxy/h2-stream.ts): its framing, and a call
 // against a @grpc/grpc-js server on loopback, which is what the xDS server runs on.
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GRPC_CANCELLED, H2Call, MessageFramer, messagePrefix, type CallEnd } from '../../../bench/proxy/h2-stream.js';
@@ -100,6 +102,22 @@ describe('H2Call against a grpc-js server', () => {
     call.write([Buffer.from('?')]);
     await waitFor(() => ends.length > 0, { intervalMs: 10, description: 'the call to end' });
     expect(ends).toEqual([{ code: grpc.status.INVALID_ARGUMENT, details: 'no such type: x' }]);
+  });
+
+  it('keeps a status message that is not valid percent-encoding as it came', async () => {
+    // grpc-js encodes its messages: a bare HTTP/2 server answers trailers-only with a raw one.
+    const raw = http2.createServer();
+    raw.on('stream', (stream) => stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '13', 'grpc-message': '100%' }, { endStream: true }));
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    try {
+      const { ends } = open((raw.address() as AddressInfo).port);
+      await waitFor(() => ends.length > 0, { intervalMs: 10, description: 'the call to end' });
+      expect(ends).toEqual([{ code: grpc.status.INTERNAL, details: '100%' }]);
+    } finally {
+      for (const call of calls) call.cancel();
+      calls = [];
+      await new Promise((resolve) => raw.close(resolve));
+    }
   });
 
   it('cancels: the server sees the call cancelled and the proxy ends with CANCELLED', async () => {
