@@ -98,8 +98,12 @@ function subscriptionOf(req: DiscoveryRequest): Subscription {
   const digest = hash('sha1', raw, 'base64');
   const known = subscriptionsByBytes.get(digest);
   if (known && sameResourceNameBytes(known, req)) return known;
-  // A copy: the request's bytes may be a view of a larger buffer.
-  return remember(subscriptionsByBytes, digest, subscriptionOfNames(req.resource_names, Buffer.from(raw)));
+  // A copy of exactly the names' bytes, in memory of its own: the request's are a view
+  // of its message, which may sit in a larger buffer (as a small copy would sit in
+  // Node's pool), and a subscription lives as long as its streams.
+  const kept = Buffer.allocUnsafeSlow(raw.length);
+  kept.set(raw);
+  return remember(subscriptionsByBytes, digest, subscriptionOfNames(req.resource_names, kept));
 }
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {

@@ -305,6 +305,35 @@ describe('SotW: subscriptions', () => {
     expect(stream.status().find((t) => t.typeUrl === EDS)).toBeDefined();
   });
 
+  it("keeps its own copy of a request's name bytes, not a view of the request's message", () => {
+    const stream = new SotwStream(1, 'sotw', 'peer', new FakeSink(), {
+      watcher: cacheWith(ingressSnapshot()),
+      callbacks: recordingCallbacks(),
+      logger: silentLogger(),
+      groupOf: () => GROUP,
+      controlPlaneId: 'test',
+      dependencyTimeoutMs: GATE_MS,
+    });
+    const message = lookupMessage('envoy.service.discovery.v3.DiscoveryRequest');
+    const encoded = (nonce: string): Uint8Array =>
+      message.encode(message.fromObject({ resource_names: ['kept-copy-a', 'kept-copy-b'], type_url: EDS, response_nonce: nonce, node: { id: 'envoy-1' } })).finish();
+    let reads = 0;
+    const counted = (bytes: Uint8Array): DiscoveryRequest =>
+      new Proxy(decodeDiscoveryRequest(bytes), {
+        get: (target, property) => {
+          if (property === 'resource_names') reads++;
+          return Reflect.get(target, property, target) as unknown;
+        },
+      });
+    const first = encoded('');
+    stream.onRequest(counted(first));
+    expect(reads).toBe(1);
+    // The transport reuses the first message's memory: what the stream kept must not change with it.
+    first.fill(0);
+    stream.onRequest(counted(encoded('stale')));
+    expect(reads).toBe(1);
+  });
+
   const twoOfEach = (): Snapshot =>
     snapshot(
       listener('ingress', 10000, 'ingress'),
