@@ -8,6 +8,8 @@ import { SotwStream } from '../../../src/xds/sotw-stream.js';
 import { decodeDiscoveryRequest, type DiscoveryRequest, type Node } from '../../../src/xds/wire.js';
 import { lookupMessage } from '../../../src/xds/protos.js';
 import { silentLogger } from '../../../src/log.js';
+import { loggingCallbacks } from '../../../src/xds/logging-callbacks.js';
+import { pino } from 'pino';
 import {
   FakeSink,
   TypeUrl,
@@ -722,6 +724,36 @@ describe('SotW: callbacks', () => {
     expect(events.of('onAck')[0]).toMatchObject({ type_url: CDS, version: cds.version, nonce: cds.nonce });
     expect(events.of('onNack')[0]).toMatchObject({ type_url: EDS, version: eds.version, error_code: 3, error_message: 'no' });
     expect(events.of('onStreamClose')[0]).toEqual({ stream_id: 1, kind: 'sotw', peer: 'peer-1', node_id: 'envoy-1', reason: 'test over' });
+  });
+
+  it('logs a request at trace level with its names, and decodes them for no hook that does not read them', () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'trace' }, { write: (line: string) => lines.push(line) });
+    const silent = pino({ level: 'debug' }, { write: (line: string) => lines.push(line) });
+    const message = lookupMessage('envoy.service.discovery.v3.DiscoveryRequest');
+    const request = (): DiscoveryRequest =>
+      decodeDiscoveryRequest(message.encode(message.fromObject({ resource_names: ['api.beta'], type_url: EDS, node: { id: 'envoy-1' } })).finish());
+    const reads: number[] = [];
+    for (const log of [logger, silent]) {
+      const stream = new SotwStream(7, 'sotw', 'peer', new FakeSink(), {
+        watcher: cacheWith(ingressSnapshot()),
+        callbacks: loggingCallbacks(log),
+        logger: silentLogger(),
+        groupOf: () => GROUP,
+        controlPlaneId: 'test',
+        dependencyTimeoutMs: GATE_MS,
+      });
+      const req = request();
+      const decode = vi.spyOn(req, 'resource_names', 'get');
+      stream.onRequest(req);
+      reads.push(decode.mock.calls.length);
+    }
+    // The trace line reads the names once; without it the hook reads them not at all (the
+    // stream itself reads them only for a subscription it has not seen yet).
+    expect(reads[0]).toBe(reads[1]! + 1);
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ stream_id: 7, node_id: 'envoy-1', type_url: EDS, resource_names: ['api.beta'], response_nonce: '' });
   });
 
   it('releases the cache watch when the stream closes', () => {
