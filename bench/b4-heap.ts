@@ -1,7 +1,7 @@
 // What B4's per-stream memory is made of (not part of `npm run bench`: run it by hand,
 // `npx tsc -p tsconfig.bench.json && MALLOC_MMAP_THRESHOLD_=131072 node --expose-gc
-// --max-semi-space-size=64 dist/bench/bench/b4-heap.js [N]`; the allocator setting and
-// the Node flag are B4's, see b4-memory.ts and node-flags.ts).
+// --max-semi-space-size=64 --initial-old-space-size=256 dist/bench/bench/b4-heap.js [N]`;
+// the allocator setting and the Node flags are B4's, see b4-memory.ts and node-flags.ts).
 //
 // In one process: the 10,000-service snapshot, N idle streams (the step that absorbs
 // one-off costs), a heap snapshot, N more idle streams, a second heap snapshot. What
