@@ -5,7 +5,7 @@
 // process over IPC (messages.ts); timing is measured on the server's side, where the
 // ACKs arrive.
 import * as grpc from '@grpc/grpc-js';
-import { encodeRequestParts, joinParts } from './wire.js';
+import { encodeRequestParts } from './wire.js';
 import { ProxyProtocol } from './protocol.js';
 import type { Command, Event, FleetStats, OpenCommand } from './messages.js';
 import { ADS_METHOD, CHANNEL_OPTIONS, passThrough } from './channel.js';
@@ -33,7 +33,7 @@ function grpcJsCall(port: number, onMessage: (parts: Buffer[], length: number) =
   call.on('error', () => {});
   call.on('status', (status: grpc.StatusObject) => onEnd({ code: status.code, details: status.details }));
   return {
-    write: (parts) => call.write(joinParts(parts, parts.reduce((n, p) => n + p.length, 0))),
+    write: (parts) => call.write(Buffer.concat(parts)),
     cancel: () => {
       call.cancel();
       client.close();
