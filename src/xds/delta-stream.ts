@@ -150,6 +150,7 @@ export class DeltaStream extends StreamBase implements ClientView {
       this.sawAll(st, desired);
       if (typeUrl === TypeUrl.Cluster) view.clustersSent();
     }
+    this.settleGate(this.types.values());
   }
 
   /**

@@ -310,6 +310,7 @@ export class SotwStream extends StreamBase implements ClientView {
       this.respond(st, version, selection, all, newNames);
       if (typeUrl === TypeUrl.Cluster) desired.clustersSent();
     }
+    this.settleGate(this.types.values());
   }
 
   /**

@@ -210,6 +210,18 @@ export abstract class StreamBase implements ClientView {
     this.gateTimer.unref();
   }
 
+  /**
+   * Stops the gate timer once no type of `states` waits for clusters: most streams wait
+   * only during their first sync, and the timer (with the closure it holds) would
+   * otherwise outlive the wait by up to the whole deadline, on every idle stream.
+   */
+  protected settleGate(states: Iterable<{ heldSince?: number }>): void {
+    if (!this.gateTimer || !this.canWrite) return;
+    for (const st of states) if (st.heldSince !== undefined) return;
+    clearTimeout(this.gateTimer);
+    this.gateTimer = undefined;
+  }
+
   protected fail(code: GrpcStatus, message: string): void {
     if (this.closed) return;
     this.options.logger.warn({ stream_id: this.id, node_id: this.nodeId, code, reason: message }, 'ending xDS stream');

@@ -412,6 +412,7 @@ describe('delta: make-before-break', () => {
     expect(eds.names).toEqual(['web']);
     client.ack(eds);
     expect(client.only(RDS).names).toEqual(['ingress']);
+    expect(vi.getTimerCount()).toBe(0); // nothing waits: the gate's timer is gone
   });
 
   it('holds routes only for a client that subscribes to every cluster', () => {

@@ -430,6 +430,7 @@ describe('SotW: make-before-break', () => {
     expect(eds.names.sort()).toEqual(['api.beta', 'web']);
     client.ack(eds);
     expect(client.only(RDS).resources[0]).toMatchObject({ name: 'ingress' });
+    expect(vi.getTimerCount()).toBe(0); // nothing waits: the gate's timer is gone
   });
 
   it('does not hold a route change back while the endpoints of its cluster churn', () => {
