@@ -80,25 +80,100 @@ export function grpcServerOptions(options: Pick<XdsServerOptions, 'maxMessageByt
   };
 }
 
+type AdsCall = grpc.ServerDuplexStream<unknown, Buffer>;
+
+/** Listeners of a call's events; the emitter, the call, is their `this`. */
+interface CallListeners {
+  readonly sotw: (this: AdsCall, request: DiscoveryRequest) => void;
+  readonly delta: (this: AdsCall, request: DeltaDiscoveryRequest) => void;
+  readonly end: (this: AdsCall) => void;
+  readonly cancelled: (this: AdsCall) => void;
+  readonly error: (this: AdsCall, err: Error) => void;
+  readonly close: (this: AdsCall) => void;
+}
+
+/** A stream's responses go to its call. Its methods are shared: nothing is made per stream but the object. */
+class CallSink implements ResponseSink {
+  constructor(private readonly call: AdsCall) {}
+
+  write(bytes: Buffer): boolean {
+    return this.call.write(bytes);
+  }
+
+  onDrain(listener: () => void): void {
+    this.call.once('drain', listener);
+  }
+
+  fail(code: grpc.status, details: string): void {
+    this.call.emit('error', { code, details });
+  }
+}
+
 export class XdsServer implements StreamRegistry {
   private readonly server: grpc.Server;
-  private readonly live = new Map<number, { stream: AnyStream; call: grpc.ServerDuplexStream<unknown, Buffer> }>();
+  /** Every open stream, by its call. */
+  private readonly live = new Map<AdsCall, AnyStream>();
   private nextId = 0;
   private boundPort?: number;
+  /** One options object for every stream. */
+  private readonly streamOptions: StreamOptions;
+  /**
+   * The calls' listeners, made once for every call: an emitter calls a listener with
+   * itself as `this`, and `live` gives the call's stream, so a stream costs no closures
+   * (ten thousand idle streams would otherwise keep six each).
+   */
+  private readonly listeners: CallListeners;
 
   constructor(private readonly options: XdsServerOptions) {
+    this.streamOptions = {
+      watcher: options.watcher,
+      callbacks: options.callbacks,
+      logger: options.logger,
+      groupOf: (node) => options.groupOf(node),
+      controlPlaneId: options.controlPlaneId,
+      dependencyTimeoutMs: options.dependencyTimeoutMs ?? 5_000,
+      pumpsPerTurn: PUMPS_PER_TURN,
+    };
+    const live = this.live;
+    const finish = (call: AdsCall, reason: string): void => {
+      const stream = live.get(call);
+      if (!stream) return;
+      live.delete(call);
+      stream.close(reason);
+    };
+    this.listeners = {
+      sotw(this: AdsCall, request: DiscoveryRequest) {
+        const stream = live.get(this);
+        if (stream instanceof SotwStream) stream.onRequest(request);
+      },
+      delta(this: AdsCall, request: DeltaDiscoveryRequest) {
+        const stream = live.get(this);
+        if (stream instanceof DeltaStream) stream.onRequest(request);
+      },
+      end(this: AdsCall) {
+        finish(this, 'client ended the stream');
+        this.end();
+      },
+      cancelled(this: AdsCall) {
+        finish(this, 'cancelled');
+      },
+      error(this: AdsCall, err: Error) {
+        finish(this, `error: ${err.message}`);
+      },
+      close(this: AdsCall) {
+        finish(this, 'closed');
+      },
+    };
     this.server = new grpc.Server(grpcServerOptions(options));
     this.server.addService(adsServiceDefinition, {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
-        this.serve(call, (id, sink, opts) => new SotwStream(id, 'sotw', call.getPeer(), sink, opts), (s, r) => (s as SotwStream).onRequest(r)),
-      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) =>
-        this.serve(call, (id, sink, opts) => new DeltaStream(id, 'delta', call.getPeer(), sink, opts), (s, r) => (s as DeltaStream).onRequest(r)),
+      StreamAggregatedResources: (call: AdsCall) => this.serve(call, new SotwStream(++this.nextId, 'sotw', call.getPeer(), new CallSink(call), this.streamOptions)),
+      DeltaAggregatedResources: (call: AdsCall) => this.serve(call, new DeltaStream(++this.nextId, 'delta', call.getPeer(), new CallSink(call), this.streamOptions)),
     });
     this.server.addService(csdsService.definition, csdsService.handlers(this));
   }
 
   streams(): AnyStream[] {
-    return [...this.live.values()].map((l) => l.stream);
+    return [...this.live.values()];
   }
 
   get port(): number {
@@ -128,7 +203,7 @@ export class XdsServer implements StreamRegistry {
 
   /** Ends every stream (clients reconnect elsewhere), then frees the port. */
   async stop(graceMs = 2_000): Promise<void> {
-    for (const { stream, call } of this.live.values()) {
+    for (const [call, stream] of this.live) {
       stream.close('server shutting down');
       call.end();
     }
@@ -145,38 +220,13 @@ export class XdsServer implements StreamRegistry {
     });
   }
 
-  private serve<Req>(
-    call: grpc.ServerDuplexStream<Req, Buffer>,
-    create: (id: number, sink: ResponseSink, options: StreamOptions) => AnyStream,
-    handle: (stream: AnyStream, request: Req) => void,
-  ): void {
-    const id = ++this.nextId;
-    const sink: ResponseSink = {
-      write: (bytes) => call.write(bytes),
-      onDrain: (listener) => call.once('drain', listener),
-      fail: (code, details) => call.emit('error', { code, details }),
-    };
-    const stream = create(id, sink, {
-      watcher: this.options.watcher,
-      callbacks: this.options.callbacks,
-      logger: this.options.logger,
-      groupOf: (node) => this.options.groupOf(node),
-      controlPlaneId: this.options.controlPlaneId,
-      dependencyTimeoutMs: this.options.dependencyTimeoutMs ?? 5_000,
-      pumpsPerTurn: PUMPS_PER_TURN,
-    });
-    this.live.set(id, { stream, call: call });
-    const finish = (reason: string): void => {
-      if (!this.live.delete(id)) return;
-      stream.close(reason);
-    };
-    call.on('data', (request: Req) => handle(stream, request));
-    call.on('end', () => {
-      finish('client ended the stream');
-      call.end();
-    });
-    call.on('cancelled', () => finish('cancelled'));
-    call.on('error', (err: Error) => finish(`error: ${err.message}`));
-    call.on('close', () => finish('closed'));
+  private serve(call: AdsCall, stream: AnyStream): void {
+    this.live.set(call, stream);
+    const on = this.listeners;
+    call.on('data', stream instanceof SotwStream ? on.sotw : on.delta);
+    call.on('end', on.end);
+    call.on('cancelled', on.cancelled);
+    call.on('error', on.error);
+    call.on('close', on.close);
   }
 }
