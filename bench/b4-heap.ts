@@ -15,7 +15,7 @@ import { AppPipeline, EDGE_GROUP, EDGE_KEY, EDGE_METADATA, EDGE_ROUTE_CONFIG } f
 import { connectFleet, startControlPlane } from './lib/control-plane.js';
 import { Fleet } from './lib/fleet.js';
 import { HeapSnapshot } from './lib/heap-snapshot.js';
-import { heapAndExternal, idleSample, type MemorySample } from './lib/memory-steps.js';
+import { heapAndExternal, heapData, idleSample, type MemorySample } from './lib/memory-steps.js';
 import { outPath } from './lib/paths.js';
 import { progress } from './lib/report.js';
 
@@ -78,7 +78,7 @@ const say = (line = ''): void => {
 
 say(`# B4: what one more idle stream holds (${N} → ${2 * N} streams, ${SERVICES.toLocaleString('en-US')} services)`);
 say();
-say(`process.memoryUsage(), per stream: RSS ${perStream(memory[1].rss - memory[0].rss)}, heap + external ${perStream(heapAndExternal(memory[1]) - heapAndExternal(memory[0]))} (heap ${perStream(memory[1].heapUsed - memory[0].heapUsed)}, external ${perStream(memory[1].external - memory[0].external)})`);
+say(`process.memoryUsage(), per stream: RSS ${perStream(memory[1].rss - memory[0].rss)}, heap + external ${perStream(heapAndExternal(memory[1]) - heapAndExternal(memory[0]))} (heap ${perStream(memory[1].heapUsed - memory[0].heapUsed)}, external ${perStream(memory[1].external - memory[0].external)}); of the heap, compiled code and bytecode ${perStream(memory[1].code - memory[0].code)} (what V8 compiled or flushed meanwhile, which B4 leaves out) and the rest ${perStream(heapData(memory[1]) - heapData(memory[0]))}`);
 say(`heap snapshot nodes: ${a.nodeCount.toLocaleString('en-US')} → ${b.nodeCount.toLocaleString('en-US')}`);
 say();
 

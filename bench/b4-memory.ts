@@ -34,7 +34,7 @@ import { benchModel } from './lib/model.js';
 import { AppPipeline, EDGE_GROUP, EDGE_KEY, EDGE_METADATA, EDGE_ROUTE_CONFIG } from './lib/pipeline.js';
 import { connectFleet, startControlPlane, waitUntil } from './lib/control-plane.js';
 import { Fleet, proxyClientNote } from './lib/fleet.js';
-import { heapAndExternal, idleSample, live, parseSteps, slope, type MemorySample } from './lib/memory-steps.js';
+import { heapAndExternal, heapData, idleSample, live, parseSteps, slope, type MemorySample } from './lib/memory-steps.js';
 import { mallocUnavailable } from './lib/malloc-stats.js';
 import { BareGrpcServer, type SyncResponse } from './lib/bare-grpc.js';
 import { PUSH_ORDER } from '../src/xds/resources.js';
@@ -171,6 +171,8 @@ function slopes(r: RunResult): {
   live: number;
   malloc: number;
   heapUsed: number;
+  heapData: number;
+  code: number;
   rss: number;
   anon: number;
   file: number;
@@ -188,6 +190,8 @@ function slopes(r: RunResult): {
     live: slope(later, live),
     malloc: slope(later, (s) => s.mallocInUse ?? Number.NaN),
     heapUsed: slope(later, (s) => s.heapUsed),
+    heapData: slope(later, heapData),
+    code: slope(later, (s) => s.code),
     rss,
     heap: slope(later, heapAndExternal),
     committed: slope(later, (s) => s.heapTotal),
@@ -213,7 +217,7 @@ async function runs(kind: Kind, steps: readonly number[], sync: SyncResponse[]):
     }
     const s = slopes(r);
     progress(
-      `${kind} run ${run + 1 - WARMUPS}/${RUNS}: steps to ${steps.join(', ')} streams took ${took}; RSS ${path}; per stream: live ${kb(s.live)} (heap used ${kb(s.heapUsed)}, malloc in use ${kb(s.malloc)}), RSS ${kb(s.rss)} (${kb(s.anon)} anonymous, ${kb(s.file)} file-backed)`,
+      `${kind} run ${run + 1 - WARMUPS}/${RUNS}: steps to ${steps.join(', ')} streams took ${took}; RSS ${path}; per stream: live ${kb(s.live)} (JS heap ${kb(s.heapData)} and compiled code ${kb(s.code)}, malloc in use ${kb(s.malloc)}), RSS ${kb(s.rss)} (${kb(s.anon)} anonymous, ${kb(s.file)} file-backed)`,
     );
     measured.push(r);
   }
@@ -248,7 +252,7 @@ if (process.argv.includes('--measure')) {
     const measured = xs.every((s) => Number.isFinite(s.live)) && fs.every((s) => Number.isFinite(s.live));
     const why = measured ? '' : `; live memory not measured (${mallocUnavailable() ?? 'in-use bytes missing in a run'}), so this is the RSS slope, which scatters by tens of KB from run to run`;
     const perStream = (s: ReturnType<typeof slopes>): number => (measured ? s.live : s.rss);
-    const ruler = measured ? 'live memory (JS heap used + glibc malloc in use)' : 'RSS';
+    const ruler = measured ? "live memory (JS heap used, less V8's compiled code, + glibc malloc in use)" : 'RSS';
     const sizes = `(samples ${xs.map((s) => (perStream(s) / KB).toFixed(1)).join(', ')})`;
     emit({
       name: `B4 memory: per idle connected stream, ${SERVICES.toLocaleString('en-US')} services`,
@@ -260,7 +264,8 @@ if (process.argv.includes('--measure')) {
       notes: [
         ...(measured
           ? [
-              `of it, JS heap used ${med(xs, (s) => s.heapUsed / KB).toFixed(1)} KB and malloc in use ${med(xs, (s) => s.malloc / KB).toFixed(1)} KB per stream (the HTTP/2 session's nghttp2 memory is most of the second) ${sizes}`,
+              `of it, JS heap used ${med(xs, (s) => s.heapData / KB).toFixed(1)} KB and malloc in use ${med(xs, (s) => s.malloc / KB).toFixed(1)} KB per stream (the HTTP/2 session's nghttp2 memory is most of the second) ${sizes}`,
+              `left out: V8's compiled code and bytecode, ${med(xs, (s) => s.code / KB).toFixed(1)} KB per stream on the same slope (samples ${xs.map((s) => (s.code / KB).toFixed(1)).join(', ')}), which is what the JIT compiled or flushed during the steps, not what the streams hold`,
               `against the floor (same method, a bare grpc-js stream that carried the same sync): ${med(fs, (s) => s.live / KB).toFixed(1)} KB of it is the transport's, ${(med(xs, (s) => s.live) / KB - med(fs, (s) => s.live) / KB).toFixed(1)} KB comes with the xDS server (its stream state, grpc-js's decoding of real requests)`,
             ]
           : []),
@@ -284,7 +289,10 @@ if (process.argv.includes('--measure')) {
       warmups: WARMUPS,
       notes: [
         ...(measured
-          ? [`of it, JS heap used ${med(fs, (s) => s.heapUsed / KB).toFixed(1)} KB and malloc in use ${med(fs, (s) => s.malloc / KB).toFixed(1)} KB per stream`]
+          ? [
+              `of it, JS heap used ${med(fs, (s) => s.heapData / KB).toFixed(1)} KB and malloc in use ${med(fs, (s) => s.malloc / KB).toFixed(1)} KB per stream`,
+              `left out: V8's compiled code and bytecode, ${med(fs, (s) => s.code / KB).toFixed(1)} KB per stream on the same slope`,
+            ]
           : []),
         `RSS, same slope: ${med(fs, (s) => s.rss / KB).toFixed(1)} KB per stream (samples ${fs.map((s) => (s.rss / KB).toFixed(1)).join(', ')})`,
         `each stream is sent ${syncText(sync)}, one response after the other, and ACKs each; ${floor.reduce((n, r) => n + r.failed, 0)} failed streams`,
