@@ -221,13 +221,21 @@ export class Snapshot {
   }
 }
 
-export type SnapshotListener = (snapshot: Snapshot) => void;
+/**
+ * Told of every snapshot published for the group it watches. An object rather than a
+ * callback: a stream is its own watcher, where a callback and the function that undoes
+ * the watch were two closures kept by every idle stream.
+ */
+export interface SnapshotWatcher {
+  onSnapshot(snapshot: Snapshot): void;
+}
 
 /** What the server needs from a cache: the current snapshot of a group, and its changes. */
 export interface ConfigWatcher {
   get(group: string): Snapshot | undefined;
-  /** Calls `listener` with every snapshot published for `group` from now on. */
-  watch(group: string, listener: SnapshotListener): () => void;
+  /** Tells `watcher` of every snapshot published for `group` from now on, until `unwatch`. */
+  watch(group: string, watcher: SnapshotWatcher): void;
+  unwatch(group: string, watcher: SnapshotWatcher): void;
 }
 
 export class InconsistentSnapshotError extends Error {
@@ -245,7 +253,7 @@ const FAN_OUT_SLICE = 500;
 
 export class SnapshotCache implements ConfigWatcher {
   private readonly snapshots = new Map<string, Snapshot>();
-  private readonly listeners = new Map<string, Set<SnapshotListener>>();
+  private readonly watchers = new Map<string, Set<SnapshotWatcher>>();
   /** Per group, the fan-out still under way: cancelled when a newer snapshot starts its own. */
   private readonly fanOuts = new Map<string, NodeJS.Immediate>();
 
@@ -263,12 +271,12 @@ export class SnapshotCache implements ConfigWatcher {
     const pending = this.fanOuts.get(group);
     if (pending) clearImmediate(pending);
     this.fanOuts.delete(group);
-    const listeners = [...(this.listeners.get(group) ?? [])];
+    const watchers = [...(this.watchers.get(group) ?? [])];
     const notify = (from: number): void => {
-      const end = Math.min(listeners.length, from + FAN_OUT_SLICE);
-      const live = this.listeners.get(group);
-      for (let i = from; i < end; i++) if (live?.has(listeners[i]!)) listeners[i]!(snapshot);
-      if (end < listeners.length) this.fanOuts.set(group, setImmediate(() => notify(end)));
+      const end = Math.min(watchers.length, from + FAN_OUT_SLICE);
+      const live = this.watchers.get(group);
+      for (let i = from; i < end; i++) if (live?.has(watchers[i]!)) watchers[i]!.onSnapshot(snapshot);
+      if (end < watchers.length) this.fanOuts.set(group, setImmediate(() => notify(end)));
       else this.fanOuts.delete(group);
     };
     notify(0);
@@ -282,20 +290,22 @@ export class SnapshotCache implements ConfigWatcher {
     return [...this.snapshots.keys()].sort();
   }
 
-  watch(group: string, listener: SnapshotListener): () => void {
-    let set = this.listeners.get(group);
-    if (!set) this.listeners.set(group, (set = new Set()));
-    set.add(listener);
-    return () => {
-      set.delete(listener);
-      if (set.size === 0) this.listeners.delete(group);
-    };
+  watch(group: string, watcher: SnapshotWatcher): void {
+    let set = this.watchers.get(group);
+    if (!set) this.watchers.set(group, (set = new Set()));
+    set.add(watcher);
+  }
+
+  unwatch(group: string, watcher: SnapshotWatcher): void {
+    const set = this.watchers.get(group);
+    if (!set?.delete(watcher)) return;
+    if (set.size === 0) this.watchers.delete(group);
   }
 
   /** Number of live watches, for leak checks and metrics. */
   watchCount(): number {
     let n = 0;
-    for (const s of this.listeners.values()) n += s.size;
+    for (const s of this.watchers.values()) n += s.size;
     return n;
   }
 }

@@ -1,7 +1,7 @@
 // What the SotW and delta loops share: the node check on the first request, the
 // group's snapshot watch, flow control, and the gate timer.
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import type { ConfigWatcher, Snapshot } from './cache.js';
+import type { ConfigWatcher, Snapshot, SnapshotWatcher } from './cache.js';
 import type { StreamKind, XdsCallbacks } from './callbacks.js';
 import type { Node } from './wire.js';
 import type { Logger } from '../log.js';
@@ -57,12 +57,11 @@ function nextTurn(): void {
   if (turn.due.size > 0 || turn.pumped > 0) turn.next = setImmediate(nextTurn);
 }
 
-export abstract class StreamBase implements ClientView {
+export abstract class StreamBase implements ClientView, SnapshotWatcher {
   protected node?: Node;
   protected group = '';
   protected snapshot?: Snapshot;
   protected closed = false;
-  private unwatch?: () => void;
   private writable = true;
   private gateTimer?: NodeJS.Timeout;
   private nonceCounter = 0;
@@ -103,10 +102,7 @@ export abstract class StreamBase implements ClientView {
       this.node = node;
       this.group = group;
       this.snapshot = this.options.watcher.get(this.group);
-      this.unwatch = this.options.watcher.watch(this.group, (snapshot) => {
-        this.snapshot = snapshot;
-        this.pump();
-      });
+      this.options.watcher.watch(this.group, this);
       return true;
     }
     if (node?.id && node.id !== this.node.id) {
@@ -114,6 +110,12 @@ export abstract class StreamBase implements ClientView {
       return false;
     }
     return true;
+  }
+
+  /** A new snapshot of the stream's group (the cache calls this while the stream watches). */
+  onSnapshot(snapshot: Snapshot): void {
+    this.snapshot = snapshot;
+    this.pump();
   }
 
   protected nextNonce(): string {
@@ -234,7 +236,7 @@ export abstract class StreamBase implements ClientView {
     if (this.closed) return;
     this.closed = true;
     turn.due.delete(this);
-    this.unwatch?.();
+    if (this.node) this.options.watcher.unwatch(this.group, this);
     if (this.gateTimer) clearTimeout(this.gateTimer);
     this.options.callbacks.onStreamClose({ stream_id: this.id, kind: this.kind, peer: this.peer, node_id: this.node?.id, reason });
   }

@@ -18,7 +18,7 @@ describe('SnapshotCache fan-out', () => {
   it('tells the first watchers at once and the rest in later turns', async () => {
     const cache = new SnapshotCache();
     const seen: (Snapshot | undefined)[] = Array.from({ length: 1_200 });
-    seen.forEach((_, i) => cache.watch('g', (s) => (seen[i] = s)));
+    seen.forEach((_, i) => cache.watch('g', { onSnapshot: (s) => (seen[i] = s) }));
     const first = ingressSnapshot();
     cache.set('g', first);
     const told = seen.filter((s) => s === first).length;
@@ -32,9 +32,11 @@ describe('SnapshotCache fan-out', () => {
     const seen: (Snapshot | undefined)[] = Array.from({ length: 1_200 });
     const calls: number[] = seen.map(() => 0);
     seen.forEach((_, i) =>
-      cache.watch('g', (s) => {
-        seen[i] = s;
-        calls[i]! += 1;
+      cache.watch('g', {
+        onSnapshot: (s) => {
+          seen[i] = s;
+          calls[i]! += 1;
+        },
       }),
     );
     const older = ingressSnapshot();
@@ -51,11 +53,12 @@ describe('SnapshotCache fan-out', () => {
 
   it('does not call a watcher that left during the fan-out', async () => {
     const cache = new SnapshotCache();
-    for (let i = 0; i < 1_000; i++) cache.watch('g', () => {});
+    for (let i = 0; i < 1_000; i++) cache.watch('g', { onSnapshot: () => {} });
     let lateCalls = 0;
-    const stopLate = cache.watch('g', () => (lateCalls += 1)); // beyond the first slice
+    const late = { onSnapshot: () => (lateCalls += 1) }; // beyond the first slice
+    cache.watch('g', late);
     cache.set('g', ingressSnapshot());
-    stopLate();
+    cache.unwatch('g', late);
     for (let i = 0; i < 5; i++) await nextTurn();
     expect(lateCalls).toBe(0);
   });
