@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchResult } from './lib/report.js';
 import { describeMachine, describeTargets, formatNumber, machine } from './lib/report.js';
+import { speedProbe } from './lib/speed-probe.js';
 import { outPath, repoRoot } from './lib/paths.js';
 import { serveNodeFlags } from './lib/node-flags.js';
 
@@ -81,6 +82,8 @@ const started = new Date();
 const m = machine();
 console.log(`Shadowplane benchmarks at ${commit || 'an unknown commit'}${dirty ? ' (working tree has uncommitted changes)' : ''}; ${srcState}`);
 console.log(`machine: ${describeMachine(m)}; load average ${m.load.map((l) => l.toFixed(2)).join(' ')}`);
+const probeBefore = speedProbe();
+console.log(`speed probe: ${probeBefore.toFixed(0)} ms (bench/lib/speed-probe.ts: fixed work, none of it Shadowplane's)`);
 
 const results: BenchResult[] = [];
 const crashed: string[] = [];
@@ -102,17 +105,19 @@ const table = [
     ),
   ),
 ];
+const probeAfter = speedProbe();
 const minutes = ((Date.now() - started.getTime()) / 60_000).toFixed(1);
 const header = [
   `Commit ${commit || 'unknown'}${dirty ? ' with uncommitted changes in the working tree' : ''} (${srcState}), ${started.toISOString()}; the run took ${minutes} min.`,
   `Machine: ${describeMachine(m)}. Load average at the start: ${m.load.map((l) => l.toFixed(2)).join(' ')}.`,
+  `Speed probe (bench/lib/speed-probe.ts, fixed single-threaded work that none of Shadowplane's code takes part in; lower is faster): ${probeBefore.toFixed(0)} ms before the benchmarks, ${probeAfter.toFixed(0)} ms after.`,
 ];
 console.log(`\n=== summary ===\n${header.join('\n')}\n\n${table.join('\n')}`);
 if (crashed.length > 0) console.log(`\nDid not complete: ${crashed.join(', ')}`);
 // A profiled run's timings carry the profiler's cost: keep them apart from the real ones.
 // A run of some benchmarks only leaves the full run's files alone.
 const base = `results${profile ? '-profiled' : ''}${wanted.length > 0 ? `-${selected.map((b) => b.id).join('-')}` : ''}`;
-writeFileSync(outPath(`${base}.json`), JSON.stringify({ commit, dirty, changed, profiled: profile, started_at: started.toISOString(), machine: m, results }, null, 2));
+writeFileSync(outPath(`${base}.json`), JSON.stringify({ commit, dirty, changed, profiled: profile, started_at: started.toISOString(), machine: m, speed_probe_ms: { before: probeBefore, after: probeAfter }, results }, null, 2));
 writeFileSync(outPath(`${base}.md`), `${header.join('\n')}\n\n${table.join('\n')}\n`);
 console.log(`\nwritten: ${path.relative(repoRoot, outPath(`${base}.md`))} and ${base}.json${profile ? ' (profiled: timings include the profiler)' : ''}`);
 process.exitCode = crashed.length > 0 ? 1 : 0;
