@@ -40,10 +40,9 @@ function work(): number {
   return performance.now() - started;
 }
 
-/** Median of `runs` timings of the probe's work, after two warm-ups, in ms. */
-export function speedProbe(runs = 7): number {
-  work();
-  work();
+/** Median of `runs` timings of the probe's work, after five warm-ups (V8 is still optimising it in the first few), in ms. */
+export function speedProbe(runs = 9): number {
+  for (let i = 0; i < 5; i++) work();
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) samples.push(work());
   return median(samples);
