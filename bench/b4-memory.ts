@@ -41,6 +41,7 @@ import { PUSH_ORDER } from '../src/xds/resources.js';
 import { outPath } from './lib/paths.js';
 import { serveNodeFlags } from './lib/node-flags.js';
 import { median } from './lib/stats.js';
+import { streamStateBytes, type StreamKind } from './lib/stream-state.js';
 
 const SERVICES = 10_000;
 /** Streams after each step; the slope is fitted from the first step on (the growth from 0 to it is left out). */
@@ -52,6 +53,8 @@ const WARMUPS = 1;
 const RUNS = 5;
 const PROCESSES = 2;
 const QUIET_MS = 1000;
+/** Streams opened in-process per run when measuring a stream's own state (after one that pays for what is made once). */
+const STATE_STREAMS = 32;
 const KB = 1024;
 const MB = 2 ** 20;
 
@@ -166,6 +169,26 @@ function runInFreshProcess(kind: Kind, warmup: boolean, sync: SyncResponse[]): P
   });
 }
 
+/** One measurement of a stream's own state (bench/lib/stream-state.ts), in a fresh process: bytes per stream. */
+function stateInFreshProcess(kind: StreamKind): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(import.meta.url), ['--state', kind], { execArgv: ['--expose-gc', ...serveNodeFlags()], stdio: 'inherit', env: measuringEnv() });
+    let result: number | undefined;
+    child.on('message', (m: number) => (result = m));
+    child.on('exit', (code) => (result === undefined ? reject(new Error(`the measuring process exited with ${String(code)} and no result`)) : resolve(result)));
+  });
+}
+
+async function stateRuns(kind: StreamKind): Promise<number[]> {
+  const measured: number[] = [];
+  for (let run = 0; run < WARMUPS + RUNS; run++) {
+    const bytes = await stateInFreshProcess(kind);
+    progress(`${kind} stream state ${run < WARMUPS ? `warm-up ${run + 1}/${WARMUPS}` : `run ${run + 1 - WARMUPS}/${RUNS}`}: ${kb(bytes)} per stream`);
+    if (run >= WARMUPS) measured.push(bytes);
+  }
+  return measured;
+}
+
 /** Per-stream slopes of one run, fitted from the first step on (bytes per stream; live is NaN without in-use bytes). */
 function slopes(r: RunResult): {
   live: number;
@@ -226,7 +249,13 @@ async function runs(kind: Kind, steps: readonly number[], sync: SyncResponse[]):
 
 const syncText = (sync: readonly SyncResponse[]): string => sync.map((r) => `${r.typeUrl.split('.').at(-1)} ${mb(r.bytes)}`).join(', ');
 
-if (process.argv.includes('--measure')) {
+if (process.argv.includes('--state')) {
+  const kind = process.argv[process.argv.indexOf('--state') + 1] as StreamKind;
+  const pipeline = new AppPipeline();
+  pipeline.addGroup(EDGE_KEY);
+  pipeline.rebuild(benchModel({ services: SERVICES }));
+  process.send?.(await streamStateBytes(pipeline.cache, EDGE_GROUP, kind, STATE_STREAMS));
+} else if (process.argv.includes('--measure')) {
   const kind = process.argv[process.argv.indexOf('--measure') + 1] as Kind;
   const at = process.argv.indexOf('--sync');
   const sync = (at < 0 ? [] : JSON.parse(process.argv[at + 1] ?? '[]')) as SyncResponse[];
@@ -255,7 +284,7 @@ if (process.argv.includes('--measure')) {
     const ruler = measured ? "live memory (JS heap used, less V8's compiled code, + glibc malloc in use)" : 'RSS';
     const sizes = `(samples ${xs.map((s) => (perStream(s) / KB).toFixed(1)).join(', ')})`;
     emit({
-      name: `B4 memory: per idle connected stream, ${SERVICES.toLocaleString('en-US')} services`,
+      name: `B4 memory: per idle connected SotW stream, ${SERVICES.toLocaleString('en-US')} services`,
       measures: `slope of the server's ${ruler} over idle, fully ACKed streams in steps of 0 → ${steps}, fitted from ${STEPS[0]} on (the growth of the first step left out), one fresh process per run${why}`,
       unit: 'KB',
       targets: [{ stat: 'median', limit: 40 }],
@@ -302,10 +331,26 @@ if (process.argv.includes('--measure')) {
       ],
     });
 
+    // A stream's own state, in-process: SotW, as B4 measures over the network, and delta.
+    const sotwState = await stateRuns('sotw');
+    const deltaState = await stateRuns('delta');
+    emit({
+      name: `B4 memory: an idle delta stream's own state, ${SERVICES.toLocaleString('en-US')} services (in-process, no transport)`,
+      measures: `JS heap (compiled code left out) that one more idle, fully ACKed delta stream holds, over ${STATE_STREAMS} streams driven in-process after a first one, one fresh process per run; an edge Envoy's subscription: every cluster and listener, every endpoint set by name, the edge route configuration`,
+      unit: 'KB',
+      targets: [{ stat: 'median', limit: 40 }],
+      samples: deltaState.map((b) => b / KB),
+      warmups: WARMUPS,
+      notes: [
+        `a SotW stream measured the same way: ${(median(sotwState) / KB).toFixed(1)} KB (samples ${sotwState.map((b) => (b / KB).toFixed(1)).join(', ')}); the transport comes on top of either (the floor above)`,
+        `a delta stream keeps, per type, what the client holds name by name (the names it subscribed, the version it holds, the resources sent and the resources ACKed): ${SERVICES.toLocaleString('en-US')} services make 21,000 clusters and 20,000 endpoint sets`,
+      ],
+    });
+
     // Measured: the RSS with `last` streams at 10,000 services. Derived: the other streams.
     const projected = xds.map((r, i) => (r.samples[lastIndex]!.rss + (PROJECTED_STREAMS - last) * perStream(xs[i]!)) / MB);
     emit({
-      name: `B4 memory: ${SERVICES.toLocaleString('en-US')} services with ${PROJECTED_STREAMS.toLocaleString('en-US')} streams`,
+      name: `B4 memory: ${SERVICES.toLocaleString('en-US')} services with ${PROJECTED_STREAMS.toLocaleString('en-US')} SotW streams`,
       measures: 'server RSS',
       unit: 'MB',
       targets: [{ stat: 'median', limit: 1024 }],
@@ -313,6 +358,7 @@ if (process.argv.includes('--measure')) {
       warmups: WARMUPS,
       notes: [
         `at each run's RSS slope instead: ${mb(median(xds.map((r, i) => r.samples[lastIndex]!.rss + (PROJECTED_STREAMS - last) * xs[i]!.rss)))} (median)`,
+        `delta streams would each add their own state (above) to this: ${((PROJECTED_STREAMS * median(deltaState)) / 2 ** 30).toFixed(0)} GB more for ${PROJECTED_STREAMS.toLocaleString('en-US')} of them`,
         `allocator: ${allocator()}`,
       ],
       derived: `partly measured: each run's RSS with ${last} idle streams at ${SERVICES.toLocaleString('en-US')} services is measured (median ${mb(med(xds, (r) => r.samples[lastIndex]!.rss))}); the other ${(PROJECTED_STREAMS - last).toLocaleString('en-US')} streams are derived at that run's measured ${measured ? 'live-memory' : 'RSS'} slope`,
