@@ -30,7 +30,7 @@ const quietCallbacks: XdsCallbacks = {
   onNack: nothing,
 };
 
-/** A response's type and nonce: all an ACK needs. */
+/** What an ACK echoes of a response: its type, version and nonce. */
 interface Head {
   typeUrl: string;
   version: string;
