@@ -97,6 +97,11 @@ export class ResourceMap implements ReadonlyMap<string, Resource> {
 
   private versionText?: string;
 
+  /** Whether this map and `other` derive from one root: then `diffFrom` between them costs only their changes. */
+  sharesRootWith(other: ResourceMap): boolean {
+    return this.root === other.root;
+  }
+
   get(name: string): Resource | undefined {
     if (this.changes) {
       const changed = this.changes.get(name);

@@ -489,6 +489,64 @@ describe('delta: content-hash versions', () => {
   });
 });
 
+describe('delta: state shared between streams', () => {
+  /** Per type, the maps of what a stream sent and what it had ACKed. */
+  const mapsOf = (c: DeltaClient): unknown[] => c.stream.status().flatMap((t) => [t.sent, t.acked]);
+
+  it('keeps one map of what was sent and ACKed for every stream that subscribed alike, and after a change too', () => {
+    const cache = cacheWith(ingressSnapshot());
+    const a = new DeltaClient(cache);
+    const b = new DeltaClient(cache, { id: 2, nodeId: 'envoy-2' });
+    a.connect();
+    b.connect();
+    const [aMaps, bMaps] = [mapsOf(a), mapsOf(b)];
+    expect(aMaps).toHaveLength(8);
+    aMaps.forEach((m, i) => expect(m, `map ${i}`).toBe(bMaps[i]));
+    for (const t of a.stream.status()) expect(t.acked, t.typeUrl).toBe(t.sent); // all ACKed: one map
+
+    publish(cache, ingressSnapshot({ apiPort: 9005 }));
+    a.settle();
+    b.settle();
+    const [aNow, bNow] = [mapsOf(a), mapsOf(b)];
+    aNow.forEach((m, i) => expect(m, `map ${i} after the change`).toBe(bNow[i]));
+    expect(aNow[2]).not.toBe(aMaps[2]); // the endpoints changed: a map of the new snapshot
+    expect(a.stream.status().find((t) => t.typeUrl === EDS)!.acked.get('api.beta')?.version).toBe(a.versionsOf(EDS)['api.beta']);
+  });
+
+  it('shares the maps with a stream that reconnected holding the current versions, and still answers a change', () => {
+    const cache = cacheWith(ingressSnapshot());
+    const first = new DeltaClient(cache);
+    first.connect();
+    const again = new DeltaClient(cache, { id: 2, nodeId: 'envoy-2' });
+    again.request(CDS, { initial: first.versionsOf(CDS) });
+    again.request(EDS, { subscribe: ['api.beta'], initial: first.versionsOf(EDS) });
+    again.request(LDS, { initial: first.versionsOf(LDS) });
+    again.request(RDS, { subscribe: ['ingress'], initial: first.versionsOf(RDS) });
+    expect(again.replies()).toEqual([]);
+    const sent = (c: DeltaClient): unknown[] => c.stream.status().map((t) => t.sent);
+    sent(again).forEach((m, i) => expect(m, `type ${i}`).toBe(sent(first)[i]));
+
+    publish(cache, ingressSnapshot({ apiPort: 9005 }));
+    expect(again.only(EDS).names).toEqual(['api.beta']);
+  });
+
+  it('keeps a stream that unsubscribed from a name apart from one that did not', () => {
+    const cache = cacheWith(snapshot(listener('ingress', 10000, 'ingress'), routes('ingress', { api: 'api.beta', web: 'web' }), service('api.beta', 9001), service('web', 9002)));
+    const a = new DeltaClient(cache);
+    const b = new DeltaClient(cache, { id: 2, nodeId: 'envoy-2' });
+    a.connect();
+    b.connect();
+    b.request(EDS, { unsubscribe: ['web'] });
+    const eds = (c: DeltaClient) => c.stream.status().find((t) => t.typeUrl === EDS)!;
+    expect([...eds(a).sent.keys()].sort()).toEqual(['api.beta', 'web']);
+    expect([...eds(b).sent.keys()]).toEqual(['api.beta']);
+    expect([...eds(b).acked.keys()]).toEqual(['api.beta']);
+    publish(cache, snapshot(listener('ingress', 10000, 'ingress'), routes('ingress', { api: 'api.beta', web: 'web' }), service('api.beta', 9001), service('web', 9003)));
+    expect(a.only(EDS).names).toEqual(['web']);
+    expect(b.replies()).toEqual([]);
+  });
+});
+
 describe('delta: the cache', () => {
   it('never shows a stream a snapshot the cache refused', () => {
     const client = new DeltaClient(cacheWith(ingressSnapshot()));
