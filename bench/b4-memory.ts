@@ -343,7 +343,7 @@ if (process.argv.includes('--state')) {
       warmups: WARMUPS,
       notes: [
         `a SotW stream measured the same way: ${(median(sotwState) / KB).toFixed(1)} KB (samples ${sotwState.map((b) => (b / KB).toFixed(1)).join(', ')}); the transport comes on top of either (the floor above)`,
-        `a delta stream keeps, per type, what the client holds name by name (the names it subscribed, the version it holds, the resources sent and the resources ACKed): ${SERVICES.toLocaleString('en-US')} services make 21,000 clusters and 20,000 endpoint sets`,
+        `a delta stream tracks, per type, what the client holds name by name (${SERVICES.toLocaleString('en-US')} services make 21,000 clusters and 20,000 endpoint sets): what it sent and what was ACKed as maps it shares with the snapshot and with every stream in step, its subscription as a set shared by streams that subscribed alike`,
       ],
     });
 
@@ -358,7 +358,7 @@ if (process.argv.includes('--state')) {
       warmups: WARMUPS,
       notes: [
         `at each run's RSS slope instead: ${mb(median(xds.map((r, i) => r.samples[lastIndex]!.rss + (PROJECTED_STREAMS - last) * xs[i]!.rss)))} (median)`,
-        `delta streams would each add their own state (above) to this: ${((PROJECTED_STREAMS * median(deltaState)) / 2 ** 30).toFixed(0)} GB more for ${PROJECTED_STREAMS.toLocaleString('en-US')} of them`,
+        `delta streams would each add their own state (above) to this: ${mb(PROJECTED_STREAMS * median(deltaState))} more for ${PROJECTED_STREAMS.toLocaleString('en-US')} of them`,
         `allocator: ${allocator()}`,
       ],
       derived: `partly measured: each run's RSS with ${last} idle streams at ${SERVICES.toLocaleString('en-US')} services is measured (median ${mb(med(xds, (r) => r.samples[lastIndex]!.rss))}); the other ${(PROJECTED_STREAMS - last).toLocaleString('en-US')} streams are derived at that run's measured ${measured ? 'live-memory' : 'RSS'} slope`,
