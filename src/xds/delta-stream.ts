@@ -53,34 +53,18 @@ const selections = new WeakMap<ResourceMap, WeakMap<ReadonlySet<string>, Resourc
 
 /** A selection and the map it was made of. */
 interface Selected {
-  readonly all: ResourceMap;
+  readonly of: ResourceMap;
   readonly names: ReadonlySet<string>;
   readonly selection: ResourceMap;
 }
 
-/**
- * What `names` select of `all`. Derived from `before` (the same names' selection of an
- * earlier map) when there is one, so a change costs what changed, not the names.
- */
+/** What `names` select of `all`, derived from `before` when that is the same names' selection of an earlier map. */
 function selectionOf(all: ResourceMap, names: ReadonlySet<string>, before?: Selected): ResourceMap {
   let byNames = selections.get(all);
   if (!byNames) selections.set(all, (byNames = new WeakMap()));
   let selection = byNames.get(names);
   if (!selection) {
-    if (before && before.names === names) {
-      const change = all.diffFrom(before.all);
-      selection = before.selection.with(
-        change.upserts.filter((r) => names.has(r.name)),
-        change.removed.filter((n) => names.has(n)),
-      );
-    } else {
-      const picked: Resource[] = [];
-      for (const name of names) {
-        const r = all.get(name);
-        if (r) picked.push(r);
-      }
-      selection = ResourceMap.of(picked);
-    }
+    selection = all.select(names, before?.names === names ? before : undefined);
     byNames.set(names, selection);
   }
   return selection;
@@ -182,9 +166,9 @@ class DeltaTypeState {
   selection(all: ResourceMap): ResourceMap {
     if (this.wildcard) return all;
     const last = this.selected;
-    if (last && last.all === all && last.names === this.names) return last.selection;
+    if (last && last.of === all && last.names === this.names) return last.selection;
     const selection = selectionOf(all, this.names, last);
-    this.selected = { all, names: this.names, selection };
+    this.selected = { of: all, names: this.names, selection };
     return selection;
   }
 
@@ -270,7 +254,7 @@ export class DeltaStream extends StreamBase implements ClientView {
         st.lastError = req.error_detail.message ?? '';
         callbacks.onNack({ ...event, error_code: req.error_detail.code ?? 0, error_message: st.lastError });
       } else {
-        // A first full sync ACKed is the map sent: take it as it is rather than copy it.
+        // A stream in step takes the map it was sent rather than a copy (see advance).
         st.acked = advance(st.acked, st.held, inFlight.resources, inFlight.removed);
         st.lastError = undefined;
         callbacks.onAck(event);

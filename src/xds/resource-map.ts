@@ -97,6 +97,27 @@ export class ResourceMap implements ReadonlyMap<string, Resource> {
 
   private versionText?: string;
 
+  /**
+   * The resources of this map that `names` name. Derived from `before` (what the same
+   * names selected of an earlier map) when given, so it costs what changed between the
+   * two maps rather than the names.
+   */
+  select(names: ReadonlySet<string>, before?: { readonly of: ResourceMap; readonly selection: ResourceMap }): ResourceMap {
+    if (before) {
+      const change = this.diffFrom(before.of);
+      return before.selection.with(
+        change.upserts.filter((r) => names.has(r.name)),
+        change.removed.filter((n) => names.has(n)),
+      );
+    }
+    const picked: Resource[] = [];
+    for (const name of names) {
+      const r = this.get(name);
+      if (r) picked.push(r);
+    }
+    return ResourceMap.of(picked);
+  }
+
   /** Whether this map and `other` derive from one root: then `diffFrom` between them costs only their changes. */
   sharesRootWith(other: ResourceMap): boolean {
     return this.root === other.root;

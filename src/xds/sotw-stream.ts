@@ -182,20 +182,8 @@ class TypeState implements TypeStatus {
     if (!bySubscription) selections.set(all, (bySubscription = new Map()));
     let selection = bySubscription.get(this.key);
     if (!selection) {
-      if (this.sentFrom && this.atSend?.key === this.key && !this.atSend.wildcard) {
-        const change = all.diffFrom(this.sentFrom);
-        selection = this.sent.with(
-          change.upserts.filter((r) => this.names.has(r.name)),
-          change.removed.filter((n) => this.names.has(n)),
-        );
-      } else {
-        const picked: Resource[] = [];
-        for (const n of this.names) {
-          const r = all.get(n);
-          if (r) picked.push(r);
-        }
-        selection = ResourceMap.of(picked);
-      }
+      const derivable = this.sentFrom && this.atSend?.key === this.key && !this.atSend.wildcard;
+      selection = all.select(this.names, derivable ? { of: this.sentFrom!, selection: this.sent } : undefined);
       bySubscription.set(this.key, selection);
     }
     return selection;
