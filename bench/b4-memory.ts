@@ -159,25 +159,21 @@ async function measureFloor(steps: readonly number[], sync: SyncResponse[]): Pro
 
 type Kind = 'xds' | 'floor';
 
-function runInFreshProcess(kind: Kind, warmup: boolean, sync: SyncResponse[]): Promise<RunResult> {
+/** This file run with `args` in a fresh measuring process: what it sends back. */
+function inFreshProcess<T>(args: string[]): Promise<T> {
   return new Promise((resolve, reject) => {
-    const args = ['--measure', kind, ...(warmup ? ['--warm-up'] : []), '--sync', JSON.stringify(sync)];
     const child = fork(fileURLToPath(import.meta.url), args, { execArgv: ['--expose-gc', ...serveNodeFlags()], stdio: 'inherit', env: measuringEnv() });
-    let result: RunResult | undefined;
-    child.on('message', (m: RunResult) => (result = m));
-    child.on('exit', (code) => (result ? resolve(result) : reject(new Error(`the measuring process exited with ${String(code)} and no result`))));
+    let result: { value: T } | undefined;
+    child.on('message', (m: T) => (result = { value: m }));
+    child.on('exit', (code) => (result ? resolve(result.value) : reject(new Error(`the measuring process exited with ${String(code)} and no result`))));
   });
 }
 
+const runInFreshProcess = (kind: Kind, warmup: boolean, sync: SyncResponse[]): Promise<RunResult> =>
+  inFreshProcess(['--measure', kind, ...(warmup ? ['--warm-up'] : []), '--sync', JSON.stringify(sync)]);
+
 /** One measurement of a stream's own state (bench/lib/stream-state.ts), in a fresh process: bytes per stream. */
-function stateInFreshProcess(kind: StreamKind): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), ['--state', kind], { execArgv: ['--expose-gc', ...serveNodeFlags()], stdio: 'inherit', env: measuringEnv() });
-    let result: number | undefined;
-    child.on('message', (m: number) => (result = m));
-    child.on('exit', (code) => (result === undefined ? reject(new Error(`the measuring process exited with ${String(code)} and no result`)) : resolve(result)));
-  });
-}
+const stateInFreshProcess = (kind: StreamKind): Promise<number> => inFreshProcess(['--state', kind]);
 
 async function stateRuns(kind: StreamKind): Promise<number[]> {
   const measured: number[] = [];

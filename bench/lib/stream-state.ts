@@ -8,7 +8,7 @@ import v8 from 'node:v8';
 import { silentLogger } from '../../src/log.js';
 import { groupKey, proxyKeyOf } from '../../src/translate/proxy.js';
 import type { Snapshot, SnapshotCache } from '../../src/xds/cache.js';
-import type { XdsCallbacks } from '../../src/xds/callbacks.js';
+import { noopCallbacks } from '../../src/xds/callbacks.js';
 import { DeltaStream } from '../../src/xds/delta-stream.js';
 import { lookupMessage } from '../../src/xds/protos.js';
 import { TypeUrl, type ResourceTypeUrl } from '../../src/xds/resources.js';
@@ -21,14 +21,6 @@ import { EDGE_METADATA, EDGE_ROUTE_CONFIG } from './pipeline.js';
 export type StreamKind = 'sotw' | 'delta';
 
 const nothing = (): void => {};
-const quietCallbacks: XdsCallbacks = {
-  onStreamOpen: nothing,
-  onStreamClose: nothing,
-  onRequest: nothing,
-  onResponse: nothing,
-  onAck: nothing,
-  onNack: nothing,
-};
 
 /** What an ACK echoes of a response: its type, version and nonce. */
 interface Head {
@@ -50,7 +42,7 @@ function optionsFor(cache: SnapshotCache): StreamOptions {
   if (!options) {
     options = {
       watcher: cache,
-      callbacks: quietCallbacks,
+      callbacks: noopCallbacks,
       logger: silentLogger(),
       groupOf: (node) => groupKey(proxyKeyOf(node.cluster, node.metadata)),
       controlPlaneId: 'shadowplane/bench',
