@@ -182,6 +182,7 @@ class DeltaTypeState {
 
 export class DeltaStream extends StreamBase implements ClientView {
   private readonly types = new Map<ResourceTypeUrl, DeltaTypeState>();
+  private nonceCounter = 0;
 
   held(typeUrl: ResourceTypeUrl): Iterable<Resource> {
     const st = this.types.get(typeUrl);
@@ -332,7 +333,7 @@ export class DeltaStream extends StreamBase implements ClientView {
   }
 
   private respond(st: DeltaTypeState, toSend: Resource[], removed: string[], selection: ResourceMap): void {
-    const nonce = this.nextNonce();
+    const nonce = (++this.nonceCounter).toString(36);
     const systemVersion = this.snapshot?.version(st.typeUrl) ?? '';
     const bytes = encodeDeltaDiscoveryResponse({
       systemVersionInfo: systemVersion,

@@ -38,6 +38,8 @@ interface Encoded {
   bytes: Buffer;
   nonce: string;
   resources: number;
+  /** What the streams sent this recorded: one for all of them (see Delivery). */
+  delivery?: Delivery;
 }
 const wholeResponses = new WeakMap<ResourceMap, Map<string, Encoded>>();
 const changeResponses = new WeakMap<ResourceMap, WeakMap<ResourceMap, Map<string, Encoded>>>();
@@ -115,30 +117,137 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
 /** What a type never named subscribes to: everything (legacy wildcard). */
 const LEGACY_WILDCARD: Subscription = { names: [], set: new Set(), wildcard: true, key: '*' };
 
-class TypeState implements TypeStatus {
-  everNamed = false;
-  /** The client's version_info on its latest request. */
-  clientVersion = '';
-  nonce = '';
-  sentVersion?: string;
-  sent: ResourceMap = NONE;
-  /** The map `sent` was selected from: a later selection is derived from the change since. */
-  sentFrom?: ResourceMap;
-  /** The subscription at the time of the last response, to spot newly requested names. */
-  atSend?: Subscription;
-  ackedVersion?: string;
-  acked: ResourceMap = NONE;
+/**
+ * A response as the streams it went to recorded it: the version and nonce, what it left
+ * the client holding, the map that was selected from, and the subscription it answered.
+ * Made once per encoding and shared by every stream that was sent that encoding; the
+ * nonce is empty for a client that reconnected already holding the version.
+ */
+class Delivery {
+  /** The state of a stream that has ACKed this and waits for nothing; see TypeState.settles. */
+  settled?: TypeState;
+
+  constructor(
+    readonly version: string,
+    readonly nonce: string,
+    readonly resources: ResourceMap,
+    readonly from: ResourceMap,
+    readonly subscription: Subscription,
+  ) {}
+
+  /** Whether a stream that sends `version` of `resources` from `from` for `subscription` records this. */
+  fits(version: string, resources: ResourceMap, from: ResourceMap, subscription: Subscription): boolean {
+    return this.version === version && this.resources === resources && this.from === from && this.subscription === subscription;
+  }
+}
+
+/** Deliveries of a selection that went out without a response, to clients that reconnected holding it. */
+const silentDeliveries = new WeakMap<ResourceMap, Delivery>();
+
+/** What a type holds only after a NACK or while a response waits; most of the time it has none. */
+class Unsettled {
   nackedVersion?: string;
   lastError?: string;
   /** Names to send again even if unchanged (endpoints after their cluster changed). */
   resend?: Set<string>;
   heldSince?: number;
-  updatedAt = Date.now();
+
+  get empty(): boolean {
+    return this.nackedVersion === undefined && this.lastError === undefined && this.resend === undefined && this.heldSince === undefined;
+  }
+}
+
+/**
+ * One type on one stream. A state whose last response was ACKed, with nothing held back,
+ * rejected or owed, is the same on every stream that took that response, and ten
+ * thousand idle streams share one (`Delivery.settled`): a stream copies it before it
+ * changes anything (`SotwStream.own`).
+ */
+class TypeState {
+  /** The subscription of the latest request: most requests (ACKs) repeat it. */
+  subscription = LEGACY_WILDCARD;
+  /** The client's version_info on its latest request. */
+  clientVersion = '';
+  /** The latest response, and the latest the client ACKed. */
+  sent?: Delivery;
+  acked?: Delivery;
+  unsettled?: Unsettled;
 
   constructor(readonly typeUrl: ResourceTypeUrl) {}
 
-  /** The subscription of the latest request: most requests (ACKs) repeat it. */
-  subscription = LEGACY_WILDCARD;
+  copy(): TypeState {
+    const st = new TypeState(this.typeUrl);
+    st.subscription = this.subscription;
+    st.clientVersion = this.clientVersion;
+    st.sent = this.sent;
+    st.acked = this.acked;
+    if (this.unsettled) st.unsettled = Object.assign(new Unsettled(), this.unsettled);
+    return st;
+  }
+
+  /** Whether this state is the one streams in it share. */
+  get shared(): boolean {
+    return this.sent?.settled === this;
+  }
+
+  /** Whether this state is one every stream in it can share: see the class. */
+  get settles(): boolean {
+    const sent = this.sent;
+    return sent !== undefined && this.acked === sent && this.unsettled === undefined && this.subscription === sent.subscription && this.clientVersion === sent.version;
+  }
+
+  get nackedVersion(): string | undefined {
+    return this.unsettled?.nackedVersion;
+  }
+
+  get lastError(): string | undefined {
+    return this.unsettled?.lastError;
+  }
+
+  get resend(): Set<string> | undefined {
+    return this.unsettled?.resend;
+  }
+
+  /** When a route or listener started to wait for its clusters (see StreamBase.holdBack). */
+  get heldSince(): number | undefined {
+    return this.unsettled?.heldSince;
+  }
+
+  set heldSince(at: number | undefined) {
+    this.change((u) => (u.heldSince = at));
+  }
+
+  nack(message: string): void {
+    this.change((u) => {
+      u.nackedVersion = this.sent?.version;
+      u.lastError = message;
+    });
+  }
+
+  ack(): void {
+    this.acked = this.sent;
+    if (this.unsettled?.lastError !== undefined) this.change((u) => (u.lastError = undefined));
+  }
+
+  resendName(name: string): void {
+    this.change((u) => (u.resend ??= new Set()).add(name));
+  }
+
+  /** Records a response (or, with an empty nonce, a version the client already held). */
+  record(delivery: Delivery): void {
+    this.sent = delivery;
+    if (this.unsettled)
+      this.change((u) => {
+        u.resend = undefined;
+        u.heldSince = undefined;
+      });
+  }
+
+  private change(edit: (u: Unsettled) => void): void {
+    const u = (this.unsettled ??= new Unsettled());
+    edit(u);
+    if (u.empty) this.unsettled = undefined;
+  }
 
   get wildcard(): boolean {
     return this.subscription.wildcard;
@@ -158,14 +267,14 @@ class TypeState implements TypeStatus {
     const last = this.subscription;
     if (sameResourceNameBytes(req, last)) return;
     const empty = raw ? raw.length === 0 : req.resource_names.length === 0;
-    if (empty && !this.everNamed) return; // still the legacy wildcard: a type never named is "*"
-    this.everNamed = true;
+    // A type never named is still the legacy wildcard, "*", while its requests name nothing.
+    if (empty && last === LEGACY_WILDCARD) return;
     if (!raw && last !== LEGACY_WILDCARD && sameNames(req.resource_names, last.names)) return;
     this.subscription = subscriptionOf(req);
   }
 
   hasNewNames(): boolean {
-    const atSend = this.atSend;
+    const atSend = this.sent?.subscription;
     if (this.wildcard && !atSend?.wildcard) return true;
     if (this.key === atSend?.key) return false;
     for (const n of this.names) if (!atSend?.set.has(n)) return true;
@@ -182,14 +291,14 @@ class TypeState implements TypeStatus {
     if (!bySubscription) selections.set(all, (bySubscription = new Map()));
     let selection = bySubscription.get(this.key);
     if (!selection) {
-      const derivable = this.sentFrom && this.atSend?.key === this.key && !this.atSend.wildcard;
-      selection = all.select(this.names, derivable ? { of: this.sentFrom!, selection: this.sent } : undefined);
+      const sent = this.sent;
+      const derivable = sent !== undefined && sent.subscription.key === this.key && !sent.subscription.wildcard;
+      selection = all.select(this.names, derivable ? { of: sent.from, selection: sent.resources } : undefined);
       bySubscription.set(this.key, selection);
     }
     return selection;
   }
 }
-
 /**
  * What onRequest hooks are told. The names are decoded only if a hook reads them: an
  * ACK repeats thousands of names nobody needs again. A class, not an object literal
@@ -217,23 +326,76 @@ class RequestEvent {
   }
 }
 
+/** Where a type's state sits in a stream's `states`: push order. */
+const SLOT = new Map<ResourceTypeUrl, number>(PUSH_ORDER.map((t, i) => [t, i]));
+
 export class SotwStream extends StreamBase implements ClientView {
-  private readonly types = new Map<ResourceTypeUrl, TypeState>();
+  /**
+   * Each type's state by SLOT, and when it last changed (ms since the epoch): arrays,
+   * not a map of objects, as ten thousand idle streams each hold them.
+   */
+  private readonly states: (TypeState | undefined)[] = [undefined, undefined, undefined, undefined];
+  private readonly updatedAt: number[] = [0, 0, 0, 0];
+
+  private state(typeUrl: ResourceTypeUrl): TypeState | undefined {
+    return this.states[SLOT.get(typeUrl)!];
+  }
+
+  /** The type's state, this stream's own to change: a shared one is copied first (see TypeState). */
+  private own(typeUrl: ResourceTypeUrl): TypeState {
+    const slot = SLOT.get(typeUrl)!;
+    let st = this.states[slot];
+    if (st?.shared) this.states[slot] = st = st.copy();
+    if (!st) {
+      this.states[slot] = st = new TypeState(typeUrl);
+      this.touch(typeUrl);
+    }
+    return st;
+  }
+
+  /** Notes that the type's state changed now: what CSDS reports as its last update. */
+  private touch(typeUrl: ResourceTypeUrl): void {
+    this.updatedAt[SLOT.get(typeUrl)!] = Date.now();
+  }
+
+  /** Swaps each state that every stream in it can share for the shared one. */
+  private settle(): void {
+    for (let slot = 0; slot < this.states.length; slot++) {
+      const st = this.states[slot];
+      if (st?.settles && !st.shared) this.states[slot] = st.sent!.settled ??= st;
+    }
+  }
 
   held(typeUrl: ResourceTypeUrl): Iterable<Resource> {
-    const st = this.types.get(typeUrl);
-    if (!st) return [];
-    if (st.acked === st.sent) return st.sent.values();
+    const st = this.state(typeUrl);
+    const sent = st?.sent?.resources ?? NONE;
+    const acked = st?.acked?.resources ?? NONE;
+    if (acked === sent) return sent.values();
     // Sent first, then what the client acknowledged and may still run until its next ACK.
-    return [...st.sent.values(), ...[...st.acked.values()].filter((r) => st.sent.get(r.name) !== r)];
+    return [...sent.values(), ...[...acked.values()].filter((r) => sent.get(r.name) !== r)];
   }
 
   acked(typeUrl: ResourceTypeUrl): ReadonlyMap<string, Resource> {
-    return this.types.get(typeUrl)?.acked ?? NONE;
+    return this.state(typeUrl)?.acked?.resources ?? NONE;
   }
 
   status(): TypeStatus[] {
-    return PUSH_ORDER.flatMap((t) => (this.types.has(t) ? [this.types.get(t)!] : []));
+    return PUSH_ORDER.flatMap((typeUrl, slot) => {
+      const st = this.states[slot];
+      if (!st) return [];
+      return [
+        {
+          typeUrl,
+          sentVersion: st.sent?.version,
+          ackedVersion: st.acked?.version,
+          nackedVersion: st.nackedVersion,
+          lastError: st.lastError,
+          sent: st.sent?.resources ?? NONE,
+          acked: st.acked?.resources ?? NONE,
+          updatedAt: this.updatedAt[slot]!,
+        },
+      ];
+    });
   }
 
   onRequest(req: DiscoveryRequest): void {
@@ -245,29 +407,31 @@ export class SotwStream extends StreamBase implements ClientView {
       logger.debug({ stream_id: this.id, node_id: this.nodeId, type_url: typeUrl }, 'ignoring request for a type this server does not serve');
       return;
     }
-    let st = this.types.get(typeUrl);
-    if (!st) this.types.set(typeUrl, (st = new TypeState(typeUrl)));
+    const st = this.own(typeUrl);
     // A stale request still changes the subscription (envoy#10363), but gets no answer.
     st.subscribe(req);
     // An ACK echoes the version sent: keep that string, not a decoded copy of it per type and stream.
-    st.clientVersion = req.version_info === st.sentVersion ? st.sentVersion : req.version_info;
-    if (req.response_nonce !== '' && req.response_nonce !== st.nonce) return;
+    const sentVersion = st.sent?.version;
+    st.clientVersion = req.version_info === sentVersion ? sentVersion : req.version_info;
+    if (req.response_nonce !== '' && req.response_nonce !== st.sent?.nonce) {
+      this.settle();
+      return;
+    }
 
     if (req.response_nonce !== '') {
-      const event = { stream_id: this.id, node_id: this.nodeId, type_url: typeUrl, nonce: req.response_nonce };
+      const event = { stream_id: this.id, node_id: this.nodeId, type_url: typeUrl, nonce: req.response_nonce, version: sentVersion ?? '' };
       if (req.error_detail) {
-        st.nackedVersion = st.sentVersion;
-        st.lastError = req.error_detail.message ?? '';
-        callbacks.onNack({ ...event, version: st.sentVersion ?? '', error_code: req.error_detail.code ?? 0, error_message: st.lastError });
+        const message = req.error_detail.message ?? '';
+        st.nack(message);
+        callbacks.onNack({ ...event, error_code: req.error_detail.code ?? 0, error_message: message });
       } else {
-        st.ackedVersion = st.sentVersion;
-        st.acked = st.sent;
-        st.lastError = undefined;
-        callbacks.onAck({ ...event, version: st.sentVersion ?? '' });
+        st.ack();
+        callbacks.onAck(event);
       }
-      st.updatedAt = Date.now();
+      this.touch(typeUrl);
     }
     this.pump();
+    this.settle();
   }
 
   protected pumpOnce(): void {
@@ -275,30 +439,36 @@ export class SotwStream extends StreamBase implements ClientView {
     if (!snapshot) return;
     const desired = desiredPerPump(snapshot, this);
     for (const typeUrl of PUSH_ORDER) {
-      const st = this.types.get(typeUrl);
+      const st = this.state(typeUrl);
       if (!st || !this.canWrite) continue;
       const all = desired.of(typeUrl);
       const selection = st.select(all);
       const version = selection.version;
 
-      if (st.sentVersion === undefined && st.clientVersion !== '' && st.clientVersion === version && this.holdsAcrossStreams(st)) {
+      if (st.sent === undefined && st.clientVersion !== '' && st.clientVersion === version && this.holdsAcrossStreams(st)) {
         // Reconnected with exactly this state (content-hash versions): nothing to send.
-        this.recordSent(st, version, selection, all);
-        st.ackedVersion = version;
-        st.acked = st.sent;
+        const known = silentDeliveries.get(selection);
+        const delivery = known?.fits(version, selection, all, st.subscription) ? known : new Delivery(version, '', selection, all, st.subscription);
+        if (!known) silentDeliveries.set(selection, delivery);
+        const own = this.own(typeUrl);
+        own.record(delivery);
+        own.ack();
+        this.touch(typeUrl);
         continue;
       }
       const newNames = st.hasNewNames();
       const due = newNames || st.resend !== undefined;
-      if (!due && version === st.sentVersion) continue;
+      if (!due && version === st.sent?.version) continue;
       if (!due && version === st.nackedVersion) continue; // never repeat a rejected version
       const gated = typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.RouteConfiguration;
-      const changed = gated ? [...selection.values()].filter((r) => st.sent.get(r.name)?.version !== r.version) : [];
-      if (gated && this.holdBack(st, changed, this.types.get(TypeUrl.Cluster)?.wildcard ?? false)) continue;
-      this.respond(st, version, selection, all, newNames);
+      const sent = st.sent?.resources ?? NONE;
+      const changed = gated ? [...selection.values()].filter((r) => sent.get(r.name)?.version !== r.version) : [];
+      if (gated && this.holdBack(this.own(typeUrl), changed, this.state(TypeUrl.Cluster)?.wildcard ?? false)) continue;
+      this.respond(this.own(typeUrl), version, selection, all, newNames);
       if (typeUrl === TypeUrl.Cluster) desired.clustersSent();
     }
-    this.settleGate(this.types.values());
+    this.settleGate(this.states);
+    this.settle();
   }
 
   /**
@@ -317,10 +487,10 @@ export class SotwStream extends StreamBase implements ClientView {
    * Sends `selection`: whole on a stream's first response, after new names, and always
    * for listeners and clusters; otherwise (EDS, RDS) only what changed since the last
    * response, plus what must be sent again. Responses that are the same for many
-   * streams are encoded once.
+   * streams are encoded once, and recorded once (a Delivery).
    */
   private respond(st: TypeState, version: string, selection: ResourceMap, from: ResourceMap, newNames: boolean): void {
-    const previous = st.sent;
+    const previous = st.sent?.resources ?? NONE;
     const id = this.options.controlPlaneId;
     const encode = (resources: readonly Resource[]): Encoded => {
       const nonce = (++responseSequence).toString(36);
@@ -328,7 +498,7 @@ export class SotwStream extends StreamBase implements ClientView {
       return { bytes, nonce, resources: resources.length };
     };
     let encoded: Encoded;
-    const whole = !SENDS_CHANGES.has(st.typeUrl) || st.sentVersion === undefined || newNames;
+    const whole = !SENDS_CHANGES.has(st.typeUrl) || st.sent === undefined || newNames;
     if (whole) {
       encoded = cached(wholeResponses, selection, id, () => encode([...selection.values()]));
     } else if (st.resend) {
@@ -341,10 +511,13 @@ export class SotwStream extends StreamBase implements ClientView {
       encoded = cached(byFrom, previous, id, () => encode(selection.diffFrom(previous).upserts));
     }
     // The same encoding twice on one stream would repeat its nonce: encode afresh.
-    if (encoded.nonce === st.nonce) encoded = encode(whole ? [...selection.values()] : selection.diffFrom(previous).upserts);
-    st.nonce = encoded.nonce;
-    this.recordSent(st, version, selection, from);
-    if (st.typeUrl === TypeUrl.Cluster) this.resendEndpointsOfChangedClusters(previous, st.sent);
+    if (encoded.nonce === st.sent?.nonce) encoded = encode(whole ? [...selection.values()] : selection.diffFrom(previous).upserts);
+    const known = encoded.delivery;
+    const delivery = known?.fits(version, selection, from, st.subscription) ? known : new Delivery(version, encoded.nonce, selection, from, st.subscription);
+    encoded.delivery ??= delivery;
+    st.record(delivery);
+    this.touch(st.typeUrl);
+    if (st.typeUrl === TypeUrl.Cluster) this.resendEndpointsOfChangedClusters(previous, selection);
     this.options.callbacks.onResponse({
       stream_id: this.id,
       node_id: this.nodeId,
@@ -357,16 +530,6 @@ export class SotwStream extends StreamBase implements ClientView {
     this.send(encoded.bytes);
   }
 
-  private recordSent(st: TypeState, version: string, sent: ResourceMap, from: ResourceMap): void {
-    st.sentVersion = version;
-    st.sent = sent;
-    st.sentFrom = from;
-    st.atSend = st.subscription;
-    st.resend = undefined;
-    st.heldSince = undefined;
-    st.updatedAt = Date.now();
-  }
-
   /**
    * Envoy keeps a new or updated cluster warming until endpoints arrive for it, even
    * when they are endpoints it already holds under that name (a mirror's cluster shares
@@ -375,12 +538,14 @@ export class SotwStream extends StreamBase implements ClientView {
    * subscribed needs nothing: Envoy's subscription to it brings them.
    */
   private resendEndpointsOfChangedClusters(before: ResourceMap, after: ResourceMap): void {
-    const eds = this.types.get(TypeUrl.ClusterLoadAssignment);
+    const eds = this.state(TypeUrl.ClusterLoadAssignment);
     if (!eds) return;
+    const again: string[] = [];
     for (const r of after.diffFrom(before).upserts) {
-      for (const ref of r.references) {
-        if (eds.wildcard || eds.names.has(ref.name)) (eds.resend ??= new Set()).add(ref.name);
-      }
+      for (const ref of r.references) if (eds.wildcard || eds.names.has(ref.name)) again.push(ref.name);
     }
+    if (again.length === 0) return;
+    const own = this.own(TypeUrl.ClusterLoadAssignment);
+    for (const name of again) own.resendName(name);
   }
 }

@@ -57,6 +57,28 @@ function nextTurn(): void {
   if (turn.due.size > 0 || turn.pumped > 0) turn.next = setImmediate(nextTurn);
 }
 
+/**
+ * What proxies of one kind say alike in their node (all but its id), and the group it
+ * puts them in: one copy for all their streams, so each stream keeps only its id.
+ */
+interface NodeKind {
+  readonly node: Omit<Node, 'id'>;
+  readonly group: string;
+}
+const nodeKinds = new Map<string, NodeKind>();
+const MAX_NODE_KINDS = 256;
+
+function kindOf(node: Node, group: string): NodeKind {
+  const key = JSON.stringify([group, node.cluster, node.metadata, node.user_agent_name, node.user_agent_version]);
+  let kind = nodeKinds.get(key);
+  if (!kind) {
+    const { id: _, ...rest } = node;
+    nodeKinds.set(key, (kind = { node: rest, group }));
+    if (nodeKinds.size > MAX_NODE_KINDS) nodeKinds.delete(nodeKinds.keys().next().value!); // holders keep theirs
+  }
+  return kind;
+}
+
 export abstract class StreamBase implements ClientView, SnapshotWatcher {
   protected node?: Node;
   protected group = '';
@@ -64,7 +86,6 @@ export abstract class StreamBase implements ClientView, SnapshotWatcher {
   protected closed = false;
   private writable = true;
   private gateTimer?: NodeJS.Timeout;
-  private nonceCounter = 0;
 
   constructor(
     readonly id: number,
@@ -99,8 +120,10 @@ export abstract class StreamBase implements ClientView, SnapshotWatcher {
         this.fail(GrpcStatus.INVALID_ARGUMENT, err instanceof Error ? err.message : String(err));
         return false;
       }
-      this.node = node;
-      this.group = group;
+      const kind = kindOf(node, group);
+      const { cluster, metadata, user_agent_name, user_agent_version } = kind.node;
+      this.node = { id: node.id, cluster, metadata, user_agent_name, user_agent_version };
+      this.group = kind.group;
       this.snapshot = this.options.watcher.get(this.group);
       this.options.watcher.watch(this.group, this);
       return true;
@@ -116,11 +139,6 @@ export abstract class StreamBase implements ClientView, SnapshotWatcher {
   onSnapshot(snapshot: Snapshot): void {
     this.snapshot = snapshot;
     this.pump();
-  }
-
-  protected nextNonce(): string {
-    this.nonceCounter += 1;
-    return this.nonceCounter.toString(36);
   }
 
   abstract held(typeUrl: ResourceTypeUrl): Iterable<Resource>;
@@ -217,9 +235,9 @@ export abstract class StreamBase implements ClientView, SnapshotWatcher {
    * only during their first sync, and the timer (with the closure it holds) would
    * otherwise outlive the wait by up to the whole deadline, on every idle stream.
    */
-  protected settleGate(states: Iterable<{ heldSince?: number }>): void {
+  protected settleGate(states: Iterable<{ heldSince?: number } | undefined>): void {
     if (!this.gateTimer || !this.canWrite) return;
-    for (const st of states) if (st.heldSince !== undefined) return;
+    for (const st of states) if (st?.heldSince !== undefined) return;
     clearTimeout(this.gateTimer);
     this.gateTimer = undefined;
   }

@@ -636,6 +636,83 @@ describe('SotW: EDS and RDS carry what changed', () => {
   });
 });
 
+describe('SotW: state shared between idle streams', () => {
+  /**
+   * The stream's per-type states. That idle streams share them is a memory property no
+   * response shows, so this reads the private field.
+   */
+  const statesOf = (c: SotwClient): unknown[] => Reflect.get(c.stream, 'states') as unknown[];
+  const statusOf = (c: SotwClient, typeUrl: string) => c.stream.status().find((t) => t.typeUrl === typeUrl)!;
+  const twoSynced = (cache: SnapshotCache): [SotwClient, SotwClient] => {
+    const pair: [SotwClient, SotwClient] = [new SotwClient(cache), new SotwClient(cache, { id: 2, nodeId: 'envoy-2' })];
+    for (const c of pair) c.connect();
+    return pair;
+  };
+
+  it('keeps one state per type for every stream that ACKed the same responses, and again after a change', () => {
+    const cache = cacheWith(ingressSnapshot());
+    const [a, b] = twoSynced(cache);
+    const before = [...statesOf(a)];
+    expect(before.filter(Boolean)).toHaveLength(4);
+    before.forEach((st, i) => expect(st, `type ${i}`).toBe(statesOf(b)[i]));
+
+    publish(cache, ingressSnapshot({ apiPort: 9005 }));
+    const changes = [a.settle(), b.settle()];
+    expect(changes.map(typesOf)).toEqual([[EDS], [EDS]]);
+    statesOf(a).forEach((st, i) => expect(st, `type ${i} after the change`).toBe(statesOf(b)[i]));
+    expect(statesOf(a)[1]).not.toBe(before[1]); // the endpoints' state is the new response's
+    expect(statesOf(a)[0]).toBe(before[0]); // the clusters' did not change
+  });
+
+  it('parts a stream that NACKs from the others, and each gets what it should next', () => {
+    const cache = cacheWith(ingressSnapshot());
+    const [a, b] = twoSynced(cache);
+    publish(cache, ingressSnapshot({ apiPort: 9005 }));
+    const [toA, toB] = [a.only(EDS), b.only(EDS)];
+    a.nack(toA, 'bad endpoints');
+    b.ack(toB);
+    expect(statusOf(a, EDS)).toMatchObject({ nackedVersion: toA.version, lastError: 'bad endpoints', ackedVersion: expect.not.stringMatching(toA.version) });
+    expect(statusOf(b, EDS)).toMatchObject({ nackedVersion: undefined, lastError: undefined, ackedVersion: toB.version });
+    expect(statesOf(a)[1]).not.toBe(statesOf(b)[1]);
+    expect(statesOf(a)[0]).toBe(statesOf(b)[0]); // only the type that NACKed parts
+
+    publish(cache, ingressSnapshot({ apiPort: 9006 }));
+    const [next, alsoNext] = [a.only(EDS), b.only(EDS)];
+    expect(next.version).toBe(alsoNext.version);
+    a.ack(next);
+    b.ack(alsoNext);
+    expect(statusOf(a, EDS)).toMatchObject({ ackedVersion: next.version, lastError: undefined });
+    expect(statusOf(b, EDS).ackedVersion).toBe(next.version);
+  });
+
+  it('keeps its own time of last update per stream, though the state is shared', () => {
+    vi.useFakeTimers({ now: Date.UTC(2026, 0, 1) });
+    const cache = cacheWith(ingressSnapshot());
+    const a = new SotwClient(cache);
+    a.connect();
+    vi.setSystemTime(Date.UTC(2026, 0, 2));
+    const b = new SotwClient(cache, { id: 2, nodeId: 'envoy-2' });
+    b.connect();
+    expect(statesOf(a)[3]).toBe(statesOf(b)[3]);
+    expect(statusOf(a, RDS).updatedAt).toBe(Date.UTC(2026, 0, 1));
+    expect(statusOf(b, RDS).updatedAt).toBe(Date.UTC(2026, 0, 2));
+  });
+
+  it('shares the state of streams that reconnected holding the current versions', () => {
+    const cache = cacheWith(ingressSnapshot());
+    const first = new SotwClient(cache);
+    first.connect();
+    const again = [2, 3].map((id) => new SotwClient(cache, { id, nodeId: `envoy-${id}` }));
+    for (const c of again) {
+      c.request(CDS, { version: first.ackedVersion.get(CDS) });
+      c.request(LDS, { version: first.ackedVersion.get(LDS) });
+      expect(c.replies()).toEqual([]);
+    }
+    expect(statesOf(again[0]!)[0]).toBe(statesOf(again[1]!)[0]);
+    expect(statusOf(again[0]!, CDS).ackedVersion).toBe(first.ackedVersion.get(CDS));
+  });
+});
+
 describe('SotW: encode once, flow control', () => {
   it('encodes a response once for every stream it goes to', () => {
     const entries = vi.spyOn(Resource.prototype, 'sotwEntry');
