@@ -185,6 +185,20 @@ describe('SotW: node', () => {
     expect(client.sink.writes).toHaveLength(0);
   });
 
+  it('keeps each proxy\'s id, and one copy of what proxies of a kind say alike', () => {
+    const cache = cacheWith(ingressSnapshot());
+    const [a, b, c] = [1, 2, 3].map((id) => new SotwClient(cache, { id, nodeId: `envoy-${id}` }));
+    const metadata = (role: string): Record<string, unknown> => ({ shadowplane: { role, port: 10000 } });
+    a!.request(CDS, { node: { id: 'envoy-1', cluster: 'ingress', metadata: metadata('edge') } });
+    b!.request(CDS, { node: { id: 'envoy-2', cluster: 'ingress', metadata: metadata('edge') } });
+    c!.request(CDS, { node: { id: 'envoy-3', cluster: 'ingress', metadata: metadata('sidecar') } });
+    const [na, nb, nc] = [a, b, c].map((x) => x!.stream.nodeInfo!);
+    expect([na!.id, nb!.id, nc!.id]).toEqual(['envoy-1', 'envoy-2', 'envoy-3']);
+    expect(na!.metadata).toEqual(metadata('edge'));
+    expect(na!.metadata).toBe(nb!.metadata);
+    expect(nc!.metadata).toEqual(metadata('sidecar'));
+  });
+
   it('accepts later requests without a node', () => {
     const client = new SotwClient(cacheWith(ingressSnapshot()));
     const replies = client.connect(); // only the first request carries the node
