@@ -141,6 +141,14 @@ export const routeSchema = z
   .meta({ exactlyOneOf: ['to', 'split'] });
 
 export const DEFAULT_MIRROR_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
+
+/**
+ * At most this many distinct mirror conditions (methods and match) per service. A
+ * request must meet every mirror whose condition it meets, and Envoy runs one route's
+ * mirrors, so each route gets a variant per combination of conditions: 2^n - 1 more
+ * routes per route (63 at 6). Validation refuses more (SP_RULE_MIRROR_CONDITIONS).
+ */
+export const MAX_MIRROR_CONDITIONS = 6;
 export const DEFAULT_MARKER_HEADER = 'x-shadowplane-mirror';
 
 export const mirrorSchema = z
@@ -450,6 +458,14 @@ export interface RuleSet {
  */
 export function rulesOf(rules: RuleSet, service: string): ServiceRules | undefined {
   return Object.hasOwn(rules.services, service) ? rules.services[service] : undefined;
+}
+
+/**
+ * A mirror's condition as text: mirrors with equal keys share their routes (the
+ * translator groups them by it, validation counts them by it).
+ */
+export function mirrorConditionKey(mirror: Pick<Mirror, 'methods' | 'match'>): string {
+  return JSON.stringify([[...mirror.methods].sort(), mirror.match ?? null]);
 }
 
 export const emptyRuleSet = (): RuleSet => ({ services: {}, jwt_issuers: {}, settings: DEFAULT_SETTINGS });

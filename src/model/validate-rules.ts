@@ -16,6 +16,8 @@ import { parseYaml, YamlSyntaxError } from '../util/yaml.js';
 import { re2Error } from './re2.js';
 import {
   DEFAULT_SETTINGS,
+  MAX_MIRROR_CONDITIONS,
+  mirrorConditionKey,
   allowRuleSchema,
   jwtIssuerSchema,
   rateLimitSchema,
@@ -80,6 +82,7 @@ export const RULE_CODES = {
   SP_RULE_MIRROR_TO_PRIMARY: "a mirror to its own service's stable subset",
   SP_RULE_MIRROR_METHOD: 'a mirror of CONNECT requests, which Envoy cannot mirror',
   SP_RULE_MIRROR_MARKER_REMOVED: 'a mirror that removes its own marker header',
+  SP_RULE_MIRROR_CONDITIONS: 'a service whose mirrors have more than 6 different conditions (methods and match)',
   SP_RULE_HEADER_NOT_REMOVABLE: 'removing the host header from mirrored requests',
   SP_RULE_DEV_ROUTE_SUBSET: 'a dev route to a subset that is not dev-*',
   SP_RULE_DEV_ROUTE_EXPIRED: 'a dev route whose expiry has passed',
@@ -605,6 +608,7 @@ class Checker {
     rules.mirrors.forEach((mirror, i) => {
       if (mirror) this.mirror(origin, [...base, 'mirrors', i], name, mirror, mirrorNames, i);
     });
+    this.mirrorConditions(origin, base, name, rules.mirrors);
 
     const devKeys = new Map<string, number>();
     rules.dev_routes.forEach((dev, i) => {
@@ -787,6 +791,25 @@ class Checker {
           `${header} is this mirror's marker header, which shadow services use to tell copies apart; do not remove it`,
         );
       }
+    });
+  }
+
+  /** Each route gets a variant per combination of mirror conditions: their number is bounded. */
+  private mirrorConditions(origin: Origin, base: readonly PathKey[], service: string, mirrors: readonly (MirrorDoc | undefined)[]): void {
+    const conditions = new Set<string>();
+    mirrors.forEach((mirror, i) => {
+      if (!mirror) return;
+      const key = mirrorConditionKey({ methods: mirror.methods, ...(mirror.match && { match: routeMatch(mirror.match) }) });
+      if (conditions.has(key)) return;
+      conditions.add(key);
+      if (conditions.size !== MAX_MIRROR_CONDITIONS + 1) return;
+      const count = new Set(defined(mirrors).map((m) => mirrorConditionKey({ methods: m.methods, ...(m.match && { match: routeMatch(m.match) }) }))).size;
+      this.report.error(
+        origin,
+        [...base, 'mirrors', i],
+        'SP_RULE_MIRROR_CONDITIONS',
+        `the mirrors of "${service}" have ${count} different conditions (methods and match), at most ${MAX_MIRROR_CONDITIONS} are allowed: every route gets a variant for each combination of them (${2 ** count - 1} per route here); give mirrors the same methods and match, or remove some`,
+      );
     });
   }
 

@@ -1,7 +1,7 @@
 // The virtual host of one destination service: its rules as Envoy routes, in the order
 // docs/rules.md gives (dev routes, tenant routes, rule routes, then the stable
 // subset), each carrying the mirrors whose conditions it meets.
-import { rulesOf, type Mirror, type RouteMatch, type RuleSet, type Target } from '../model/rules.js';
+import { MAX_MIRROR_CONDITIONS, mirrorConditionKey, rulesOf, type Mirror, type RouteMatch, type RuleSet, type Target } from '../model/rules.js';
 import { STABLE_SUBSET } from '../model/types.js';
 import type { ResourceObject } from '../xds/resources.js';
 import { buildHeaderMatcher, buildMethodMatcher, combinePrefixes, routeMatchHeaders } from './matchers.js';
@@ -90,7 +90,7 @@ const conditionKeys = new WeakMap<Mirror, string>();
 
 function conditionKey(m: Mirror): string {
   let key = conditionKeys.get(m);
-  if (key === undefined) conditionKeys.set(m, (key = JSON.stringify([[...m.methods].sort(), m.match ?? null])));
+  if (key === undefined) conditionKeys.set(m, (key = mirrorConditionKey(m)));
   return key;
 }
 
@@ -105,10 +105,19 @@ function mirrorGroups(mirrors: readonly Mirror[]): MirrorGroup[] {
   return [...groups.values()];
 }
 
-/** Every non-empty combination of groups, the largest first, so a request meets all of its mirrors. */
-function combinations<T>(items: readonly T[]): T[][] {
+/**
+ * Every non-empty combination of a service's mirror groups, the largest first, so a
+ * request meets all of its mirrors. There are 2^n - 1 of them: validation keeps n at
+ * MAX_MIRROR_CONDITIONS or below, and a rule set that did not pass it fails here
+ * rather than growing the route table without bound or losing mirrors.
+ */
+function combinations<T>(service: string, items: readonly T[]): T[][] {
+  if (items.length > MAX_MIRROR_CONDITIONS) {
+    throw new Error(`service "${service}" has ${items.length} distinct mirror conditions; at most ${MAX_MIRROR_CONDITIONS} translate (SP_RULE_MIRROR_CONDITIONS)`);
+  }
   const out: T[][] = [];
-  for (let mask = (1 << items.length) - 1; mask > 0; mask--) out.push(items.filter((_, i) => mask & (1 << i)));
+  // Bit i of mask says whether item i is in; the count is small, so 2 ** n is exact.
+  for (let mask = 2 ** items.length - 1; mask > 0; mask--) out.push(items.filter((_, i) => Math.floor(mask / 2 ** i) % 2 === 1));
   return out.sort((a, b) => b.length - a.length);
 }
 
@@ -162,7 +171,7 @@ export function buildVirtualHost(service: string, rules: RuleSet, subsets: Subse
   }
   // A shadow's own requests are never mirrored again: copies of copies would compound.
   const groups = options.readOnlyStandIn === undefined ? mirrorGroups(liveMirrors(service, rules, subsets)) : [];
-  const combos = combinations(groups);
+  const combos = combinations(service, groups);
   for (const base of baseRoutes(service, rules, subsets)) {
     for (const combo of combos) {
       let prefix: string | null | undefined = base.prefix;

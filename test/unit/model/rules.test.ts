@@ -49,6 +49,8 @@ const api = (rules: object): object => ({ services: { api: rules } });
 const header = (over: object = {}): object => ({ name: 'x-beta', exact: 'true', ...over });
 const route = (over: object = {}): object => ({ name: 'beta-users', match: { headers: [header()] }, to: 'beta', ...over });
 const mirror = (over: object = {}): object => ({ name: 'shadow-10', to: 'shadow', percent: 10, ...over });
+/** `n` mirrors of api to its shadow, each on its own path: n different conditions. */
+const mirrorsOnPaths = (n: number): object[] => Array.from({ length: n }, (_, i) => mirror({ name: `m${i}`, match: { path_prefix: `/p${i}/` } }));
 const devRoute = (over: object = {}): object => ({ key: 'laptop-1', to: 'dev-laptop-1', owner: 'alice@example.com', expires: hoursFromNow(2), ...over });
 const issuer = (over: object = {}): object => ({ issuer: 'https://auth.example.test', jwks: JSON.stringify({ keys: [{ kty: 'RSA', n: 'AQAB', e: 'AQAB' }] }), ...over });
 const gateway = (allow: object[], over: object = {}): object => ({ access_gateway: { allow, ...over } });
@@ -210,6 +212,13 @@ const refusals: Refusal[] = [
     path: 'services.api.mirrors[0].remove_headers[1]',
   },
   { name: 'a mirror removing host', files: x(api({ mirrors: [mirror({ remove_headers: ['host'] })] })), code: 'SP_RULE_HEADER_NOT_REMOVABLE', path: 'services.api.mirrors[0].remove_headers[0]' },
+  {
+    name: 'mirrors with seven different conditions',
+    files: x(api({ mirrors: mirrorsOnPaths(7) })),
+    code: 'SP_RULE_MIRROR_CONDITIONS',
+    path: 'services.api.mirrors[6]',
+    message: /7 different conditions .*at most 6 .*127 per route/,
+  },
 
   // dev and tenant routes
   { name: 'a dev route to beta', files: x(api({ dev_routes: [devRoute({ to: 'beta' })] })), code: 'SP_RULE_DEV_ROUTE_SUBSET', path: 'services.api.dev_routes[0].to' },
@@ -342,6 +351,21 @@ describe('rule validation refuses', () => {
 });
 
 describe('rule validation', () => {
+  it('takes up to six different mirror conditions a service, however many mirrors share them', () => {
+    const six = validate(x(api({ mirrors: mirrorsOnPaths(6) })));
+    expect(six.errors).toEqual([]);
+    // Forty mirrors, two conditions: mirrors with one condition share their routes.
+    const shared = Array.from({ length: 40 }, (_, i) => mirror({ name: `m${i}`, percent: 1, ...(i % 2 === 0 && { methods: ['POST'] }) }));
+    expect(validate(x(api({ mirrors: shared }))).errors).toEqual([]);
+    // Conditions are compared as the translator groups them: key order and defaults do not count.
+    const same = [
+      mirror({ name: 'a', match: { headers: [{ name: 'x-a', exact: '1' }] }, methods: ['HEAD', 'GET'] }),
+      mirror({ name: 'b', match: { headers: [{ exact: '1', name: 'x-a', invert: false }] }, methods: ['GET', 'HEAD'] }),
+    ];
+    const sameKey = validate(x(api({ mirrors: [...mirrorsOnPaths(5), ...same] })));
+    expect(sameKey.errors).toEqual([]);
+  });
+
   it('collects every problem of every file, not just the first, in reading order', () => {
     const result = validate({
       'a.yaml': api({
