@@ -54,6 +54,8 @@ import {
   type ValueMatch,
 } from './rules.js';
 import { DEFAULT_ROUTING_TAGS, subsetsOf } from './subsets.js';
+// The naming scheme itself, not a restatement of it: what it cannot tell apart is refused here.
+import { clusterName, jwksClusterName, mirrorClusterName } from '../translate/names.js';
 import { STABLE_SUBSET, type Registry, type Service } from './types.js';
 
 /**
@@ -95,6 +97,7 @@ export const RULE_CODES = {
   SP_RULE_DEFINED_TWICE: 'a service or JWT issuer defined in two documents',
   SP_RULE_VALUE_CONFLICT: 'a setting or the gateway rate limit set to different values in two documents',
   SP_RULE_UNKNOWN_SERVICE: 'a service the registry does not know',
+  SP_RULE_NAME_CLASH: 'two rules that would give two Envoy clusters one name (e.g. two services mirroring one target under one mirror name)',
   SP_RULE_SUBSET_EMPTY: 'a subset no instance of the service carries yet (a warning)',
   SP_RULE_ENVOY_REJECTS: 'the rules translate into configuration that Envoy would refuse (checked against its protos)',
 } as const;
@@ -562,8 +565,19 @@ interface PendingTarget {
   readonly explicit: boolean;
 }
 
+/** A cluster the rules make, and who makes it. */
+interface NameClaim {
+  readonly origin: Origin;
+  readonly path: readonly PathKey[];
+  /** Equal for claims of one cluster (two routes to api.beta): those do not clash. */
+  readonly identity: string;
+  /** For messages: `mirror "shadow-10" of "web"`. */
+  readonly owner: string;
+}
+
 class Checker {
   readonly targets: PendingTarget[] = [];
+  readonly mirrors: { origin: Origin; path: readonly PathKey[]; service: string; name: string; to: Target }[] = [];
 
   constructor(
     private readonly report: Report,
@@ -580,7 +594,48 @@ class Checker {
     }
     for (const { origin, index, rule } of this.merged.allow) if (rule) this.allowRule(origin, ['access_gateway', 'allow', index], rule);
     this.settings();
+    this.clusterNames();
     if (this.options.registry) this.registry(this.options.registry);
+  }
+
+  /**
+   * Envoy takes each cluster name once, and a snapshot with a name twice is refused
+   * whole, so rules whose clusters would share a name are refused here, on load and in
+   * the admin API alike. The registry is not needed: what rules name, they make (a
+   * cluster per target subset, per mirror, per JWT issuer with a remote key set).
+   */
+  private clusterNames(): void {
+    const claims = new Map<string, NameClaim[]>();
+    const claim = (name: string, c: NameClaim): void => {
+      const list = claims.get(name) ?? [];
+      if (!list.some((other) => other.identity === c.identity)) list.push(c);
+      claims.set(name, list);
+    };
+    for (const { origin, path, target } of this.targets) {
+      claim(clusterName(target.service, target.subset), {
+        origin,
+        path,
+        identity: `subset ${target.service} ${target.subset}`,
+        owner: `the cluster of subset "${target.subset}" of "${target.service}"`,
+      });
+    }
+    for (const { origin, path, service, name, to } of this.mirrors) {
+      claim(mirrorClusterName(to.service, to.subset, name), { origin, path, identity: `mirror ${service} ${name}`, owner: `mirror "${name}" of "${service}"` });
+    }
+    for (const [name, { origin, value }] of this.merged.issuers) {
+      if (value?.jwks_uri === undefined) continue;
+      claim(jwksClusterName(name), { origin, path: ['jwt_issuers', name], identity: `jwks ${name}`, owner: `the key set cluster of JWT issuer "${name}"` });
+    }
+    for (const [name, [first, ...others]] of claims) {
+      for (const c of others) {
+        this.report.error(
+          c.origin,
+          c.path,
+          'SP_RULE_NAME_CLASH',
+          `${c.owner} would be the Envoy cluster "${name}", and so would ${first!.owner} (${placeOf(first!.origin, first!.path)}); Envoy takes each cluster name once, so rename one of them (the naming scheme is in the README, "Names Envoy sees")`,
+        );
+      }
+    }
   }
 
   private service(origin: Origin, name: string, rules: PartialService): void {
@@ -759,6 +814,7 @@ class Checker {
       );
     }
     this.target(origin, [...path, 'to'], service, mirror.to);
+    this.mirrors.push({ origin, path: [...path, 'name'], service, name: mirror.name, to: target });
     const perMillion = mirror.percent * 10_000;
     if (Math.abs(perMillion - Math.round(perMillion)) > 1e-6) {
       this.report.error(

@@ -152,6 +152,28 @@ describe('admin API', () => {
     expect(readdirSync(dir)).toEqual(['base.yaml']);
   });
 
+  it('refuses a mirror whose cluster name another service\'s mirror already makes, naming both, and writes nothing', async () => {
+    const { app, dir } = make();
+    const mirror = (service: string) => `services:\n  ${service}:\n    mirrors:\n      - { name: shadow-10, to: { service: api, subset: shadow }, percent: 10 }\n`;
+    const create = (name: string, text: string) => {
+      const { payload, ...headers } = yamlBody(text);
+      return app.inject({ method: 'PUT', url: `/v1/rules/${name}`, headers: { ...headers, 'if-none-match': '*' }, payload });
+    };
+    expect((await create('api', mirror('api'))).statusCode).toBe(200);
+    const check = await app.inject({ method: 'POST', url: '/v1/rules/validate?name=web', headers: { 'content-type': 'application/yaml' }, payload: mirror('web') });
+    const problem = {
+      code: 'SP_RULE_NAME_CLASH',
+      path: 'services.web.mirrors[0].name',
+      at: expect.stringMatching(/web\.yaml:4:\d+$/),
+      message: expect.stringMatching(/"api\.shadow\.mirror-shadow-10", and so would mirror "shadow-10" of "api" \(.*api\.yaml:4:\d+\)/),
+    };
+    expect(check.json()).toMatchObject({ valid: false, errors: [problem] });
+    const put = await create('web', mirror('web'));
+    expect(put.statusCode).toBe(422);
+    expect(put.json().error.problems).toEqual([expect.objectContaining(problem)]);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()).toEqual(['api.yaml', 'base.yaml']);
+  });
+
   it('takes a document as JSON {text} too', async () => {
     const { app } = make();
     const response = await app.inject({ method: 'PUT', url: '/v1/rules/api', headers: { ...auth, 'content-type': 'application/json' }, payload: { text: BETA } });

@@ -239,6 +239,34 @@ const refusals: Refusal[] = [
     path: 'services.api.tenant_routes[1].tenant',
   },
 
+  // names Envoy sees
+  {
+    name: 'two services mirroring one target under one mirror name',
+    files: { 'a.yaml': api({ mirrors: [mirror()] }), 'b.yaml': { services: { web: { mirrors: [mirror({ to: { service: 'api', subset: 'shadow' } })] } } } },
+    code: 'SP_RULE_NAME_CLASH',
+    path: 'services.web.mirrors[0].name',
+    source: 'b.yaml',
+    message: /mirror "shadow-10" of "web" would be the Envoy cluster "api\.shadow\.mirror-shadow-10", and so would mirror "shadow-10" of "api" \(a\.yaml:\d+:\d+\)/,
+  },
+  {
+    name: "a mirror to a service's stable subset, named like one of its subsets",
+    files: x({ services: { api: { routes: [route({ to: 'mirror-copy' })] }, web: { mirrors: [mirror({ name: 'copy', to: { service: 'api', subset: 'stable' } })] } } }),
+    code: 'SP_RULE_NAME_CLASH',
+    path: 'services.web.mirrors[0].name',
+    message: /"api\.mirror-copy", and so would the cluster of subset "mirror-copy" of "api"/,
+  },
+  {
+    name: "a JWT issuer's key set cluster, named like a subset",
+    files: x({
+      services: { api: { routes: [route({ to: { service: 'jwks', subset: 'main' } })] } },
+      jwt_issuers: { main: issuer({ jwks: undefined, jwks_uri: 'https://auth.example.test/jwks' }) },
+    }),
+    code: 'SP_RULE_NAME_CLASH',
+    path: 'jwt_issuers.main',
+    message: /"jwks\.main"/,
+    also: ['SP_RULE_UNKNOWN_SERVICE'],
+  },
+
   // issuers, gateway, settings
   { name: 'an issuer without keys', files: x({ jwt_issuers: { main: issuer({ jwks: undefined }) } }), code: 'SP_RULE_JWKS_SOURCE', path: 'jwt_issuers.main' },
   { name: 'an issuer with jwks and jwks_uri', files: x({ jwt_issuers: { main: issuer({ jwks_uri: 'https://auth.example.test/jwks' }) } }), code: 'SP_RULE_JWKS_SOURCE', path: 'jwt_issuers.main' },
@@ -351,6 +379,18 @@ describe('rule validation refuses', () => {
 });
 
 describe('rule validation', () => {
+  it('refuses clashing cluster names without a registry too, as rules are loaded', () => {
+    const files = { 'a.yaml': api({ mirrors: [mirror()] }), 'b.yaml': { services: { web: { mirrors: [mirror({ to: { service: 'api', subset: 'shadow' } })] } } } };
+    const inputs = Object.entries(files).map(([name, doc]) => readRuleText(name, stringify(doc)).input!);
+    const result = validateRules(inputs, { now: NOW });
+    expect(result.ruleSet).toBeUndefined();
+    expect(result.errors.map((e) => `${e.source} ${e.code} ${e.path}`)).toEqual(['b.yaml SP_RULE_NAME_CLASH services.web.mirrors[0].name']);
+    // Two mirrors to one target under different names, and two rules to one subset, are fine.
+    const renamed = { ...files, 'b.yaml': { services: { web: { mirrors: [mirror({ name: 'web-shadow-10', to: { service: 'api', subset: 'shadow' } })], routes: [route({ to: { service: 'api', subset: 'shadow' } })] } } } };
+    const ok = validateRules(Object.entries(renamed).map(([name, doc]) => readRuleText(name, stringify(doc)).input!), { now: NOW });
+    expect(ok.errors).toEqual([]);
+  });
+
   it('takes up to six different mirror conditions a service, however many mirrors share them', () => {
     const six = validate(x(api({ mirrors: mirrorsOnPaths(6) })));
     expect(six.errors).toEqual([]);
