@@ -20,6 +20,7 @@ import { XdsServer } from './xds/server.js';
 import { loggingCallbacks } from './xds/logging-callbacks.js';
 import { groupKey, proxyKeyOf, type ProxyKey } from './translate/proxy.js';
 import { IncrementalTranslator } from './translate/incremental.js';
+import { refuseNameClashes, type RefusedSubset } from './translate/name-clashes.js';
 import type { Node } from './xds/wire.js';
 import { buildAdminServer, type ProxyStatus } from './admin/server.js';
 import { createMetrics } from './admin/metrics.js';
@@ -47,7 +48,29 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
   let shared: Snapshot | undefined;
   const translator = new IncrementalTranslator();
 
-  const model = (): Model | undefined => (registry && rules ? { registry, rules } : undefined);
+  let served: { registry: Registry; rules: RuleSet; model: Model; refused: readonly RefusedSubset[] } | undefined;
+
+  /**
+   * What is translated: the rules, and the registry without the subsets whose cluster
+   * names another owner has (translate/name-clashes.ts), so one odd Consul name cannot
+   * stop every proxy's updates. Each refusal is logged once, when it starts.
+   */
+  const model = (): Model | undefined => {
+    if (!registry || !rules) return undefined;
+    if (served?.registry === registry && served.rules === rules) return served.model;
+    const result = refuseNameClashes(registry, rules);
+    const before = new Set(served?.refused.map(refusalKey));
+    for (const r of result.refused) {
+      if (before.has(refusalKey(r))) continue;
+      log.error(
+        { service: r.service, subset: r.subset, cluster: r.cluster, instance_ids: r.instances },
+        `${r.subset === 'stable' ? `service "${r.service}"` : `subset "${r.subset}" of service "${r.service}"`} is not served: ${r.reason}, and Envoy takes each cluster name once`,
+      );
+    }
+    metrics.subsetsRefused(result.refused.length);
+    served = { registry, rules, model: { registry: result.registry, rules }, refused: result.refused };
+    return served.model;
+  };
 
   /** Builds and publishes one group's snapshot; a failure keeps the last good one live. */
   function publish(group: string, key: ProxyKey): void {
@@ -128,6 +151,7 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
       version: VERSION,
       sources: sources.map((s) => s.status()),
       rule_warnings: rulesSource.currentWarnings(),
+      refused_subsets: served?.refused ?? [],
       groups: cache.groups(),
     }),
   });
@@ -161,6 +185,8 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
     },
   };
 }
+
+const refusalKey = (r: RefusedSubset): string => `${r.service}\u0000${r.subset}\u0000${r.reason}`;
 
 function proxyStatuses(server: XdsServer): ProxyStatus[] {
   return server.streams().flatMap((s) => {

@@ -11,6 +11,8 @@ export interface Metrics {
   registry: Registry;
   xdsCallbacks: Partial<XdsCallbacks>;
   snapshotPublished(result: 'ok' | 'refused'): void;
+  /** How many registry subsets are not served now because their cluster name is taken. */
+  subsetsRefused(count: number): void;
   /** Reads sources' status at scrape time. */
   watchSources(statuses: () => SourceStatus[]): void;
 }
@@ -31,6 +33,11 @@ export function createMetrics(): Metrics {
     name: 'shadowplane_snapshots_total',
     help: 'Snapshot builds, by result (refused ones leave the last good snapshot live)',
     labelNames: ['result'],
+    registers: [registry],
+  });
+  const refused = new Gauge({
+    name: 'shadowplane_registry_subsets_refused',
+    help: 'Registry subsets (a whole service for its stable subset) left out because another owner has their cluster name; /v1/status lists them',
     registers: [registry],
   });
   let sources: () => SourceStatus[] = () => [];
@@ -64,6 +71,7 @@ export function createMetrics(): Metrics {
       onNack: (event) => nacks.inc({ type: shortType(event.type_url) }),
     },
     snapshotPublished: (result) => published.inc({ result }),
+    subsetsRefused: (count) => refused.set(count),
     watchSources: (statuses) => {
       sources = statuses;
     },

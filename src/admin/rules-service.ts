@@ -5,6 +5,9 @@ import type { Registry } from '../model/types.js';
 import type { RuleSet } from '../model/rules.js';
 import { EnvoyConstraintError, IncrementalTranslator } from '../translate/incremental.js';
 import { groupKey, type ProxyKey } from '../translate/proxy.js';
+import { refuseNameClashes } from '../translate/name-clashes.js';
+import type { Resource } from '../xds/resource.js';
+import { TYPE_SHORT_NAMES } from '../xds/resources.js';
 import { readRuleText, validateRules, type RuleInput, type RuleProblem } from '../model/validate-rules.js';
 import { checkDocumentName, type HistoryEntry, type RuleDocumentEntry, type RulesStore } from '../sources/rules-store.js';
 import { AdminError, AdminErrorCode } from './errors.js';
@@ -110,15 +113,29 @@ const DRY_RUN_KEYS: ProxyKey[] = [
  */
 function dryRun(registry: Registry, rules: RuleSet, source: string): RuleProblem[] {
   const translator = new IncrementalTranslator();
-  const model = { registry, rules };
+  // As serve translates: without registry subsets whose cluster names another owner has.
+  const model = { registry: refuseNameClashes(registry, rules).registry, rules };
   try {
-    translator.shared(model);
-    for (const key of DRY_RUN_KEYS) translator.forProxy(model, key, groupKey(key));
-    return [];
+    const shared = translator.shared(model);
+    // A name twice would fail the snapshot of every proxy (validation should have said which rules).
+    const twice = new Set(DRY_RUN_KEYS.flatMap((key) => namesTwice([...shared, ...translator.forProxy(model, key, groupKey(key))])));
+    return [...twice].map((message) => ({ source, path: '', code: 'SP_RULE_NAME_CLASH' as const, message, at: source }));
   } catch (err) {
     if (!(err instanceof EnvoyConstraintError)) throw err;
     return err.problems.map((message) => ({ source, path: '', code: 'SP_RULE_ENVOY_REJECTS' as const, message, at: source }));
   }
+}
+
+/** A message for each name that two resources of one type share. */
+function namesTwice(resources: readonly Resource[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const r of resources) {
+    const key = `${r.typeUrl} ${r.name}`;
+    if (seen.has(key)) out.push(`two ${TYPE_SHORT_NAMES[r.typeUrl]} resources would be named "${r.name}"; Envoy takes each name once`);
+    seen.add(key);
+  }
+  return out;
 }
 
 function checkName(name: string): string {

@@ -1,0 +1,171 @@
+// Names Envoy sees join their parts with dots (names.ts), and a registry may hold
+// services and tags with dots in them (Consul allows both), so two owners can make
+// one name: service `a.dev-x` and service `a`'s subset `dev-x` are both `a.dev-x`.
+// Envoy takes each name once, and one name twice fails the whole snapshot, for every
+// proxy. So before translation the registry gives up what would take a name that
+// another owner has, and everything else is served:
+//  - the rules' own clusters (mirrors, JWT key sets) keep their names: validation
+//    refuses clashes among rules, and a tag that turns up in the registry must not
+//    switch a mirror off;
+//  - between registry subsets, the one whose service name and tag hold no dot keeps
+//    the name (that is how the scheme reads it); if both hold dots, neither does;
+//  - a service named like a sidecar's local application (`local_app_8080`) is never
+//    served: that name belongs to the sidecar's own cluster.
+// A subset that gives up its name is left out with its instances (they carry a
+// routing tag, so they do not belong in stable either); a stable subset that gives
+// up its name takes its service with it, since its virtual host would route there.
+// Pure and deterministic: the same registry and rules give the same answer.
+import { rulesOf, type RuleSet } from '../model/rules.js';
+import { serviceNames } from '../model/service-names.js';
+import { subsetsOf } from '../model/subsets.js';
+import { STABLE_SUBSET, type Instance, type Registry, type Service } from '../model/types.js';
+import { routingTags } from './clusters.js';
+import { claimHeaders } from './filters.js';
+import { clusterName, jwksClusterName, mirrorClusterName } from './names.js';
+
+/** A registry subset that is not served because its cluster's name is taken. */
+export interface RefusedSubset {
+  readonly service: string;
+  /** `stable`: the whole service is left out. */
+  readonly subset: string;
+  /** The cluster name it would have had. */
+  readonly cluster: string;
+  /** Instances left out with it, by id. */
+  readonly instances: readonly string[];
+  /** Who else has the name, for the log and the status page. */
+  readonly reason: string;
+}
+
+const LOCAL_APP = /^local_app_\d+$/;
+
+interface Claimant {
+  readonly service: string;
+  readonly subset: string;
+  /** Its service name or tag holds a dot. */
+  readonly dotted: boolean;
+}
+
+/** Whether an instance carries a tag with a dot; remembered per instances array (sources keep unchanged ones). */
+const dottedTags = new WeakMap<readonly Instance[], boolean>();
+function hasDottedTag(instances: readonly Instance[]): boolean {
+  let dotted = dottedTags.get(instances);
+  if (dotted === undefined) dottedTags.set(instances, (dotted = instances.some((i) => i.tags.some((t) => t.includes('.')))));
+  return dotted;
+}
+
+/** The clusters the rules make whatever the registry holds, by name, with what makes them. */
+function ruleClusters(rules: RuleSet): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const service of Object.keys(rules.services)) {
+    for (const m of rulesOf(rules, service)?.mirrors ?? []) out.set(mirrorClusterName(m.to.service, m.to.subset, m.name), `mirror "${m.name}" of "${service}"`);
+  }
+  for (const issuer of claimHeaders(rules).keys()) {
+    const config = rules.jwt_issuers[issuer];
+    if (config && 'jwks_uri' in config) out.set(jwksClusterName(issuer), `the key set cluster of JWT issuer "${issuer}"`);
+  }
+  return out;
+}
+
+/** `a`, `a.b`, `a.b.c` for `a.b.c`: the services whose clusters could be named `name`. */
+function prefixes(name: string): string[] {
+  const out: string[] = [];
+  for (let at = name.indexOf('.'); at > 0; at = name.indexOf('.', at + 1)) out.push(name.slice(0, at));
+  out.push(name);
+  return out;
+}
+
+const describe = (c: Claimant): string =>
+  c.subset === STABLE_SUBSET ? `service "${c.service}"` : `subset "${c.subset}" of service "${c.service}"`;
+
+/**
+ * The registry to translate: `registry` itself when no name clashes (the common case,
+ * found with one look at each service's name), else a copy without what gives up its
+ * name, and what that is.
+ */
+export function refuseNameClashes(registry: Registry, rules: RuleSet): { registry: Registry; refused: RefusedSubset[] } {
+  const ruleNames = ruleClusters(rules);
+  // Only these services can take a name twice: those with a dot in their name or a
+  // tag, those named like a local app, and those whose names a rule's cluster starts with.
+  const suspects = new Set<string>();
+  for (const name of serviceNames(registry)) {
+    if (name.includes('.') || LOCAL_APP.test(name) || hasDottedTag(registry.services.get(name)!.instances)) suspects.add(name);
+  }
+  for (const name of ruleNames.keys()) for (const p of prefixes(name)) if (registry.services.has(p)) suspects.add(p);
+  if (suspects.size === 0) return { registry, refused: [] };
+
+  // Every cluster of a suspect, and of every service its clusters' names start with.
+  const claims = new Map<string, Claimant[]>();
+  const subsets = new Map<string, Map<string, readonly Instance[]>>();
+  const queue = [...suspects];
+  for (let service = queue.pop(); service !== undefined; service = queue.pop()) {
+    if (subsets.has(service)) continue;
+    const own = new Map<string, readonly Instance[]>();
+    subsets.set(service, own);
+    for (const subset of subsetsOf(registry.services.get(service)!, routingTags(rules, service, registry.routingTags))) {
+      own.set(subset.name, subset.instances);
+      const name = clusterName(service, subset.name);
+      claims.set(name, [...(claims.get(name) ?? []), { service, subset: subset.name, dotted: service.includes('.') || subset.name.includes('.') }]);
+      for (const p of prefixes(name)) if (registry.services.has(p) && !subsets.has(p)) queue.push(p);
+    }
+  }
+  const byOwner = (a: Claimant, b: Claimant): number => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.subset < b.subset ? -1 : a.subset > b.subset ? 1 : 0);
+
+  const lost = new Map<string, { claimant: Claimant; cluster: string; reason: string }>();
+  const lose = (claimant: Claimant, cluster: string, reason: string): void => {
+    lost.set(`${claimant.service}\u0000${claimant.subset}`, { claimant, cluster, reason });
+  };
+  for (const service of subsets.keys()) {
+    if (LOCAL_APP.test(service)) lose({ service, subset: STABLE_SUBSET, dotted: false }, service, `"${service}" is the name of a sidecar's local application cluster`);
+  }
+  for (const [cluster, list] of claims) {
+    const rule = ruleNames.get(cluster);
+    if (rule !== undefined) {
+      for (const c of list) lose(c, cluster, `${rule} has the cluster name "${cluster}"`);
+      continue;
+    }
+    if (list.length < 2) continue;
+    list.sort(byOwner);
+    const plain = list.find((c) => !c.dotted);
+    for (const c of list) {
+      if (c === plain) continue;
+      const others = list.filter((o) => o !== c).map(describe).join(' and ');
+      lose(c, cluster, `${others} would have the cluster name "${cluster}" too`);
+    }
+  }
+  if (lost.size === 0) return { registry, refused: [] };
+
+  const refused: RefusedSubset[] = [...lost.values()]
+    .map(({ claimant: { service, subset }, cluster, reason }) => ({
+      service,
+      subset,
+      cluster,
+      instances: (subset === STABLE_SUBSET ? registry.services.get(service)!.instances : (subsets.get(service)?.get(subset) ?? [])).map((i) => i.id),
+      reason,
+    }))
+    .sort((a, b) => (a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : byOwner({ ...a, dotted: false }, { ...b, dotted: false })));
+  const gone = new Set(refused.filter((r) => r.subset === STABLE_SUBSET).map((r) => r.service));
+  const tags = new Map<string, Set<string>>();
+  for (const r of refused) if (!gone.has(r.service)) tags.set(r.service, (tags.get(r.service) ?? new Set()).add(r.subset));
+  const services = new Map<string, Service>();
+  for (const name of serviceNames(registry)) {
+    if (gone.has(name)) continue;
+    const service = registry.services.get(name)!;
+    const out = tags.get(name);
+    services.set(name, out ? withoutTags(service, out) : service);
+  }
+  return { registry: { services, ...(registry.routingTags && { routingTags: registry.routingTags }) }, refused };
+}
+
+/**
+ * A service without the instances that carry any of `tags`, the same object while its
+ * instances and those tags stay the same (the incremental translator keys on them).
+ */
+const filtered = new WeakMap<readonly Instance[], { key: string; service: Service }>();
+function withoutTags(service: Service, tags: ReadonlySet<string>): Service {
+  const key = [...tags].sort().join('\u0000');
+  const cached = filtered.get(service.instances);
+  if (cached?.key === key && cached.service.name === service.name) return cached.service;
+  const kept: Service = { name: service.name, instances: service.instances.filter((i) => !i.tags.some((t) => tags.has(t))) };
+  filtered.set(service.instances, { key, service: kept });
+  return kept;
+}

@@ -1,0 +1,108 @@
+// A registry whose names would give two clusters one name (Consul service names and
+// tags may hold dots; names join their parts with dots) loses what would take a name
+// another owner has, and everything else still translates into a snapshot.
+import { describe, expect, it } from 'vitest';
+import { emptyRuleSet, type RuleSet } from '../../../src/model/rules.js';
+import type { Instance, Registry, Service } from '../../../src/model/types.js';
+import { readRuleText, validateRules } from '../../../src/model/validate-rules.js';
+import { IncrementalTranslator } from '../../../src/translate/incremental.js';
+import { refuseNameClashes } from '../../../src/translate/name-clashes.js';
+import { groupKey, type ProxyKey } from '../../../src/translate/proxy.js';
+import { Snapshot } from '../../../src/xds/cache.js';
+import { TypeUrl } from '../../../src/xds/resources.js';
+
+const edge: ProxyKey = { role: 'edge', address: '127.0.0.1', port: 10000 };
+const sidecar: ProxyKey = { role: 'sidecar', subset: 'stable', address: '127.0.0.1', outboundPort: 15001, inboundPort: 15006, appPort: 8080 };
+
+let port = 9000;
+/** `{ api: ['', 'beta'] }`: service api with one untagged and one beta instance (ids `api/0`, `api/1`). */
+function registryOf(services: Record<string, string[]>): Registry {
+  const entries = Object.entries(services).map(([name, tagLists]): [string, Service] => [
+    name,
+    { name, instances: tagLists.map((tags, i): Instance => ({ id: `${name}/${i}`, address: '127.0.0.1', port: port++, tags: tags ? tags.split(',') : [], meta: {} })) },
+  ]);
+  return { services: new Map(entries.sort(([a], [b]) => (a < b ? -1 : 1))) };
+}
+
+function rules(text: string): RuleSet {
+  const result = validateRules([readRuleText('r.yaml', text).input!]);
+  if (!result.ruleSet) throw new Error(result.errors.map((e) => e.message).join('; '));
+  return result.ruleSet;
+}
+
+/** Every proxy kind's snapshot, as serve composes it; throws on a name twice. */
+function snapshots(registry: Registry, ruleSet: RuleSet): Snapshot[] {
+  const t = new IncrementalTranslator();
+  const model = { registry, rules: ruleSet };
+  const shared = t.sharedSnapshot(model);
+  return [edge, sidecar].map((key) => Snapshot.compose(shared, t.forProxy(model, key, groupKey(key))));
+}
+
+const clusters = (snapshot: Snapshot): string[] => [...snapshot.resources(TypeUrl.Cluster).keys()].sort();
+
+describe('refuseNameClashes', () => {
+  it('leaves a registry without clashes as it is: the same object', () => {
+    const registry = registryOf({ api: ['', 'beta', 'shadow'], 'payments.v2': ['', 'dev-a.b'], web: [''] });
+    const ruleSet = rules('services:\n  web:\n    mirrors:\n      - { name: copy, to: { service: api, subset: shadow }, percent: 5 }\n');
+    expect(refuseNameClashes(registry, ruleSet)).toEqual({ registry, refused: [] });
+    expect(refuseNameClashes(registry, ruleSet).registry).toBe(registry);
+  });
+
+  it('gives a dotted service up for the subset whose name it takes, and every proxy still gets a snapshot', () => {
+    // Service `a.dev-x` and service a's subset dev-x are both cluster `a.dev-x`.
+    const registry = registryOf({ a: ['', 'dev-x'], 'a.dev-x': [''], b: [''] });
+    expect(() => snapshots(registry, emptyRuleSet())).toThrow(/duplicate cds resource "a\.dev-x"/);
+    const { registry: served, refused } = refuseNameClashes(registry, emptyRuleSet());
+    expect(refused).toEqual([
+      {
+        service: 'a.dev-x',
+        subset: 'stable',
+        cluster: 'a.dev-x',
+        instances: ['a.dev-x/0'],
+        reason: 'subset "dev-x" of service "a" would have the cluster name "a.dev-x" too',
+      },
+    ]);
+    expect([...served.services.keys()]).toEqual(['a', 'b']);
+    for (const snapshot of snapshots(served, emptyRuleSet())) {
+      expect(snapshot.inconsistencies()).toEqual([]);
+      expect(clusters(snapshot)).toEqual(expect.arrayContaining(['a', 'a.dev-x', 'b']));
+    }
+  });
+
+  it('gives up both subsets when both names hold dots, keeping their services and other subsets', () => {
+    // Service a.dev-b's subset dev-c and service a's subset dev-b.dev-c are both `a.dev-b.dev-c`.
+    const registry = registryOf({ a: ['', 'dev-b.dev-c', 'beta,dev-b.dev-c', 'beta'], 'a.dev-b': ['', 'dev-c'] });
+    const { registry: served, refused } = refuseNameClashes(registry, emptyRuleSet());
+    expect(refused.map((r) => [r.service, r.subset, r.cluster, r.instances])).toEqual([
+      ['a', 'dev-b.dev-c', 'a.dev-b.dev-c', ['a/1', 'a/2']],
+      ['a.dev-b', 'dev-c', 'a.dev-b.dev-c', ['a.dev-b/1']],
+    ]);
+    // An instance in a refused subset is left out, not moved to stable: it carries a routing tag.
+    expect(served.services.get('a')!.instances.map((i) => i.id)).toEqual(['a/0', 'a/3']);
+    expect(served.services.get('a.dev-b')!.instances.map((i) => i.id)).toEqual(['a.dev-b/0']);
+    const [edgeSnapshot] = snapshots(served, emptyRuleSet());
+    expect(clusters(edgeSnapshot!)).toEqual(['a', 'a.beta', 'a.dev-b']);
+    // The same services again, the same objects: the incremental translator keys on them.
+    expect(refuseNameClashes(registry, emptyRuleSet()).registry.services.get('a')).toBe(served.services.get('a'));
+  });
+
+  it("keeps a mirror's cluster name over a registry subset that would take it", () => {
+    const ruleSet = rules('services:\n  web:\n    mirrors:\n      - { name: m, to: { service: api, subset: dev-x }, percent: 5 }\n');
+    const registry = registryOf({ api: ['', 'dev-x', 'dev-x.mirror-m'], web: [''] });
+    expect(() => snapshots(registry, ruleSet)).toThrow(/duplicate cds resource "api\.dev-x\.mirror-m"/);
+    const { registry: served, refused } = refuseNameClashes(registry, ruleSet);
+    expect(refused).toEqual([
+      expect.objectContaining({ service: 'api', subset: 'dev-x.mirror-m', reason: 'mirror "m" of "web" has the cluster name "api.dev-x.mirror-m"' }),
+    ]);
+    const [edgeSnapshot] = snapshots(served, ruleSet);
+    expect(clusters(edgeSnapshot!)).toEqual(['api', 'api.dev-x', 'api.dev-x.mirror-m', 'web']);
+  });
+
+  it("never serves a service named like a sidecar's local application", () => {
+    const registry = registryOf({ local_app_8080: [''], web: [''] });
+    expect(() => snapshots(registry, emptyRuleSet())).toThrow(/duplicate cds resource "local_app_8080"/);
+    const { registry: served, refused } = refuseNameClashes(registry, emptyRuleSet());
+    expect(refused.map((r) => r.service)).toEqual(['local_app_8080']);
+    expect(snapshots(served, emptyRuleSet()).map((s) => s.inconsistencies())).toEqual([[], []]);
+  });
+});
