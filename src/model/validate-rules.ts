@@ -55,7 +55,7 @@ import {
 } from './rules.js';
 import { DEFAULT_ROUTING_TAGS, subsetsOf } from './subsets.js';
 // The naming scheme itself, not a restatement of it: what it cannot tell apart is refused here.
-import { clusterName, jwksClusterName, mirrorClusterName } from '../translate/names.js';
+import { STAND_IN_ROUTE_RULE, clusterName, devRouteRule, jwksClusterName, mirrorClusterName, routeName, tenantRouteRule } from '../translate/names.js';
 import { STABLE_SUBSET, type Registry, type Service } from './types.js';
 
 /**
@@ -98,6 +98,7 @@ export const RULE_CODES = {
   SP_RULE_VALUE_CONFLICT: 'a setting or the gateway rate limit set to different values in two documents',
   SP_RULE_UNKNOWN_SERVICE: 'a service the registry does not know',
   SP_RULE_NAME_CLASH: 'two rules that would give two Envoy clusters one name (e.g. two services mirroring one target under one mirror name)',
+  SP_RULE_ROUTE_NAME_CLASH: 'a route named like a route Shadowplane makes for the service (stable, dev-<key>, tenant-<tenant>) (a warning)',
   SP_RULE_SUBSET_EMPTY: 'a subset no instance of the service carries yet (a warning)',
   SP_RULE_ENVOY_REJECTS: 'the rules translate into configuration that Envoy would refuse (checked against its protos)',
 } as const;
@@ -686,6 +687,30 @@ class Checker {
         tenants.set(tenant.tenant, i);
       }
       this.target(origin, [...path, 'to'], name, tenant.to);
+    });
+    this.routeNames(origin, base, name, rules);
+  }
+
+  /**
+   * Envoy does not need route names to differ, but people read them in config dumps
+   * and stats: a rule's route named like one Shadowplane makes is worth a warning.
+   */
+  private routeNames(origin: Origin, base: readonly PathKey[], service: string, rules: PartialService): void {
+    const made = new Map<string, string>([
+      [STABLE_SUBSET, `the route to its stable subset that ends the routes of "${service}"`],
+      [STAND_IN_ROUTE_RULE, "the route that answers a shadow's writes"],
+    ]);
+    rules.dev_routes.forEach((dev, i) => dev && made.set(devRouteRule(dev.key), `the route of dev_routes[${i}]`));
+    rules.tenant_routes.forEach((tenant, i) => tenant && made.set(tenantRouteRule(tenant.tenant), `the route of tenant_routes[${i}]`));
+    rules.routes.forEach((route, i) => {
+      const other = route && made.get(route.name);
+      if (!route || other === undefined) return;
+      this.report.warn(
+        origin,
+        [...base, 'routes', i, 'name'],
+        'SP_RULE_ROUTE_NAME_CLASH',
+        `Envoy would see two routes named "${routeName(service, route.name)}", this one and ${other}, and config dumps and stats could not tell them apart; rename this route`,
+      );
     });
   }
 

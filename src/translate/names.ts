@@ -30,3 +30,9 @@ export const claimHeaderName = (issuer: string, claim: string): string =>
 
 /** A route's name in config dumps and stats: `api/beta-users`. */
 export const routeName = (service: string, rule: string): string => `${service}/${rule}`;
+
+// The second part of the route names Shadowplane makes beside the rules' own (a
+// service's last route is `<service>/stable`).
+export const devRouteRule = (key: string): string => `dev-${key}`;
+export const tenantRouteRule = (tenant: string): string => `tenant-${tenant}`;
+export const STAND_IN_ROUTE_RULE = 'read-only-stand-in';

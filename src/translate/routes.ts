@@ -5,7 +5,7 @@ import { MAX_MIRROR_CONDITIONS, mirrorConditionKey, rulesOf, type Mirror, type R
 import { STABLE_SUBSET } from '../model/types.js';
 import type { ResourceObject } from '../xds/resources.js';
 import { buildHeaderMatcher, buildMethodMatcher, combinePrefixes, routeMatchHeaders } from './matchers.js';
-import { clusterName, mirrorClusterName, routeName } from './names.js';
+import { STAND_IN_ROUTE_RULE, clusterName, devRouteRule, mirrorClusterName, routeName, tenantRouteRule } from './names.js';
 
 /** What routing needs to know of the registry: which subsets have instances. */
 export interface SubsetIndex {
@@ -37,7 +37,7 @@ function baseRoutes(service: string, rules: RuleSet, subsets: SubsetIndex): Base
   for (const dev of own?.dev_routes ?? []) {
     if (!subsets.hasInstances(dev.to)) continue;
     out.push({
-      name: routeName(service, `dev-${dev.key}`),
+      name: routeName(service, devRouteRule(dev.key)),
       headers: [buildHeaderMatcher(settings.dev_route_header, { kind: 'exact', value: dev.key }, false)],
       action: clusterAction(dev.to),
     });
@@ -45,7 +45,7 @@ function baseRoutes(service: string, rules: RuleSet, subsets: SubsetIndex): Base
   for (const tenant of own?.tenant_routes ?? []) {
     if (!subsets.hasInstances(tenant.to)) continue;
     out.push({
-      name: routeName(service, `tenant-${tenant.tenant}`),
+      name: routeName(service, tenantRouteRule(tenant.tenant)),
       headers: [buildHeaderMatcher(settings.tenant_header, { kind: 'exact', value: tenant.tenant }, false)],
       action: clusterAction(tenant.to),
     });
@@ -164,7 +164,7 @@ export function buildVirtualHost(service: string, rules: RuleSet, subsets: Subse
   const routes: ResourceObject[] = [];
   if (options.readOnlyStandIn !== undefined) {
     routes.push({
-      name: routeName(service, 'read-only-stand-in'),
+      name: routeName(service, STAND_IN_ROUTE_RULE),
       match: { prefix: '/', headers: [buildMethodMatcher(READ_ONLY_METHODS, true)] },
       direct_response: { status: options.readOnlyStandIn },
     });

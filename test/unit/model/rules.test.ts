@@ -267,6 +267,23 @@ const refusals: Refusal[] = [
     also: ['SP_RULE_UNKNOWN_SERVICE'],
   },
 
+  {
+    name: 'a route named like the route of a dev route',
+    files: x(api({ routes: [route({ name: 'dev-laptop-1' })], dev_routes: [devRoute()] })),
+    code: 'SP_RULE_ROUTE_NAME_CLASH',
+    path: 'services.api.routes[0].name',
+    warning: true,
+    message: /two routes named "api\/dev-laptop-1", this one and the route of dev_routes\[0\]/,
+  },
+  {
+    name: 'a route named stable',
+    files: x(api({ routes: [route({ name: 'stable' })] })),
+    code: 'SP_RULE_ROUTE_NAME_CLASH',
+    path: 'services.api.routes[0].name',
+    warning: true,
+    message: /"api\/stable", this one and the route to its stable subset/,
+  },
+
   // issuers, gateway, settings
   { name: 'an issuer without keys', files: x({ jwt_issuers: { main: issuer({ jwks: undefined }) } }), code: 'SP_RULE_JWKS_SOURCE', path: 'jwt_issuers.main' },
   { name: 'an issuer with jwks and jwks_uri', files: x({ jwt_issuers: { main: issuer({ jwks_uri: 'https://auth.example.test/jwks' }) } }), code: 'SP_RULE_JWKS_SOURCE', path: 'jwt_issuers.main' },
