@@ -17,7 +17,7 @@
 // Pure and deterministic: the same registry and rules give the same answer.
 import { rulesOf, type RuleSet } from '../model/rules.js';
 import { serviceNames } from '../model/service-names.js';
-import { subsetsOf } from '../model/subsets.js';
+import { isRoutingTag, subsetsOf } from '../model/subsets.js';
 import { STABLE_SUBSET, type Instance, type Registry, type Service } from '../model/types.js';
 import { routingTags } from './clusters.js';
 import { claimHeaders } from './filters.js';
@@ -45,11 +45,17 @@ interface Claimant {
   readonly dotted: boolean;
 }
 
-/** Whether an instance carries a tag with a dot; remembered per instances array (sources keep unchanged ones). */
-const dottedTags = new WeakMap<readonly Instance[], boolean>();
-function hasDottedTag(instances: readonly Instance[]): boolean {
-  let dotted = dottedTags.get(instances);
-  if (dotted === undefined) dottedTags.set(instances, (dotted = instances.some((i) => i.tags.some((t) => t.includes('.')))));
+/**
+ * Whether an instance carries a routing tag with a dot (Consul tags such as
+ * `traefik.enable=true` are common, but make no subset). Remembered per instances
+ * array, which sources keep while a service does not change, and routing tag list.
+ */
+const dottedTags = new WeakMap<readonly Instance[], { patterns: readonly string[]; dotted: boolean }>();
+function hasDottedRoutingTag(instances: readonly Instance[], patterns: readonly string[]): boolean {
+  const cached = dottedTags.get(instances);
+  if (cached?.patterns === patterns) return cached.dotted;
+  const dotted = instances.some((i) => i.tags.some((t) => t.includes('.') && isRoutingTag(t, patterns)));
+  dottedTags.set(instances, { patterns, dotted });
   return dotted;
 }
 
@@ -85,10 +91,11 @@ const describe = (c: Claimant): string =>
 export function refuseNameClashes(registry: Registry, rules: RuleSet): { registry: Registry; refused: RefusedSubset[] } {
   const ruleNames = ruleClusters(rules);
   // Only these services can take a name twice: those with a dot in their name or a
-  // tag, those named like a local app, and those whose names a rule's cluster starts with.
+  // routing tag, those named like a local app, and those whose names a rule's cluster starts with.
   const suspects = new Set<string>();
   for (const name of serviceNames(registry)) {
-    if (name.includes('.') || LOCAL_APP.test(name) || hasDottedTag(registry.services.get(name)!.instances)) suspects.add(name);
+    const instances = registry.services.get(name)!.instances;
+    if (name.includes('.') || LOCAL_APP.test(name) || hasDottedRoutingTag(instances, routingTags(rules, name, registry.routingTags))) suspects.add(name);
   }
   for (const name of ruleNames.keys()) for (const p of prefixes(name)) if (registry.services.has(p)) suspects.add(p);
   if (suspects.size === 0) return { registry, refused: [] };

@@ -42,7 +42,7 @@ const clusters = (snapshot: Snapshot): string[] => [...snapshot.resources(TypeUr
 
 describe('refuseNameClashes', () => {
   it('leaves a registry without clashes as it is: the same object', () => {
-    const registry = registryOf({ api: ['', 'beta', 'shadow'], 'payments.v2': ['', 'dev-a.b'], web: [''] });
+    const registry = registryOf({ api: ['', 'beta', 'shadow', 'traefik.enable=true'], 'payments.v2': ['', 'dev-a.b'], web: [''] });
     const ruleSet = rules('services:\n  web:\n    mirrors:\n      - { name: copy, to: { service: api, subset: shadow }, percent: 5 }\n');
     expect(refuseNameClashes(registry, ruleSet)).toEqual({ registry, refused: [] });
     expect(refuseNameClashes(registry, ruleSet).registry).toBe(registry);
