@@ -98,7 +98,7 @@ export const RULE_CODES = {
   SP_RULE_VALUE_CONFLICT: 'a setting or the gateway rate limit set to different values in two documents',
   SP_RULE_UNKNOWN_SERVICE: 'a service the registry does not know',
   SP_RULE_NAME_CLASH: 'two rules that would give two Envoy clusters one name (e.g. two services mirroring one target under one mirror name)',
-  SP_RULE_ROUTE_NAME_CLASH: 'a route named like a route Shadowplane makes for the service (stable, dev-<key>, tenant-<tenant>) (a warning)',
+  SP_RULE_ROUTE_NAME_CLASH: 'a route named like one Shadowplane makes for the service: stable, dev-<key>, tenant-<tenant> (a warning)',
   SP_RULE_SUBSET_EMPTY: 'a subset no instance of the service carries yet (a warning)',
   SP_RULE_ENVOY_REJECTS: 'the rules translate into configuration that Envoy would refuse (checked against its protos)',
 } as const;
