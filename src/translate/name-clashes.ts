@@ -46,28 +46,84 @@ interface Claimant {
 }
 
 /**
- * Whether an instance carries a routing tag with a dot (Consul tags such as
- * `traefik.enable=true` are common, but make no subset). Remembered per instances
- * array, which sources keep while a service does not change, and routing tag list.
+ * Whether an instance carries a routing tag with a dot. Consul tags such as
+ * `traefik.enable=true` are common but make no subset; the service's routing tags are
+ * looked up only for a tag with a dot, which most services have none of.
  */
-const dottedTags = new WeakMap<readonly Instance[], { patterns: readonly string[]; dotted: boolean }>();
-function hasDottedRoutingTag(instances: readonly Instance[], patterns: readonly string[]): boolean {
-  const cached = dottedTags.get(instances);
-  if (cached?.patterns === patterns) return cached.dotted;
-  const dotted = instances.some((i) => i.tags.some((t) => t.includes('.') && isRoutingTag(t, patterns)));
-  dottedTags.set(instances, { patterns, dotted });
-  return dotted;
+function hasDottedRoutingTag(service: Service, rules: RuleSet, defaults: readonly string[] | undefined): boolean {
+  for (const instance of service.instances) {
+    for (const tag of instance.tags) if (tag.includes('.') && isRoutingTag(tag, routingTags(rules, service.name, defaults))) return true;
+  }
+  return false;
 }
 
-/** The clusters the rules make whatever the registry holds, by name, with what makes them. */
+/** The clusters the rules make whatever the registry holds, by name, with what makes them; once per rule set. */
+const ruleClusterNames = new WeakMap<RuleSet, Map<string, string>>();
 function ruleClusters(rules: RuleSet): Map<string, string> {
-  const out = new Map<string, string>();
+  let out = ruleClusterNames.get(rules);
+  if (out) return out;
+  ruleClusterNames.set(rules, (out = new Map<string, string>()));
   for (const service of Object.keys(rules.services)) {
     for (const m of rulesOf(rules, service)?.mirrors ?? []) out.set(mirrorClusterName(m.to.service, m.to.subset, m.name), `mirror "${m.name}" of "${service}"`);
   }
   for (const issuer of claimHeaders(rules).keys()) {
     const config = rules.jwt_issuers[issuer];
     if (config && 'jwks_uri' in config) out.set(jwksClusterName(issuer), `the key set cluster of JWT issuer "${issuer}"`);
+  }
+  return out;
+}
+
+/**
+ * Only these services can take a name twice: those with a dot in their name or in a
+ * routing tag, those named like a local app, and those with a tag that would give a
+ * subset one of the rules' cluster names (see ruleNameRests). Worked out per registry
+ * state; from the last state and the services that changed when the source says which
+ * (registry.changes), so one changed instance among 10,000 services costs a look at one.
+ */
+interface Suspects {
+  readonly rules: RuleSet;
+  readonly routingTags: readonly string[] | undefined;
+  readonly names: ReadonlySet<string>;
+}
+const suspectsByState = new WeakMap<ReadonlyMap<string, Service>, Suspects>();
+
+function suspectsOf(registry: Registry, rules: RuleSet): ReadonlySet<string> {
+  const known = suspectsByState.get(registry.services);
+  if (known?.rules === rules && known.routingTags === registry.routingTags) return known.names;
+  const isSuspect = (name: string): boolean => {
+    const service = registry.services.get(name);
+    if (!service) return false;
+    if (name.includes('.') || LOCAL_APP.test(name) || hasDottedRoutingTag(service, rules, registry.routingTags)) return true;
+    const rests = ruleNameRests(rules).get(name);
+    return rests !== undefined && rests.some((rest) => rest === '' || service.instances.some((i) => i.tags.includes(rest)));
+  };
+  const before = registry.changes && suspectsByState.get(registry.changes.since);
+  let names: Set<string>;
+  if (registry.changes && before?.rules === rules && before.routingTags === registry.routingTags) {
+    names = new Set(before.names);
+    for (const name of registry.changes.services) {
+      if (isSuspect(name)) names.add(name);
+      else names.delete(name);
+    }
+  } else {
+    names = new Set(serviceNames(registry).filter(isSuspect));
+  }
+  suspectsByState.set(registry.services, { rules, routingTags: registry.routingTags, names });
+  return names;
+}
+
+/**
+ * For each service name a rule's cluster name starts with, what follows it in that name
+ * ('' for the whole name): a service of that name with a subset named so would take
+ * the rule's name. Once per rule set.
+ */
+const restsByRules = new WeakMap<RuleSet, Map<string, string[]>>();
+function ruleNameRests(rules: RuleSet): Map<string, string[]> {
+  let out = restsByRules.get(rules);
+  if (out) return out;
+  restsByRules.set(rules, (out = new Map()));
+  for (const name of ruleClusters(rules).keys()) {
+    for (const p of prefixes(name)) out.set(p, [...(out.get(p) ?? []), p === name ? '' : name.slice(p.length + 1)]);
   }
   return out;
 }
@@ -90,14 +146,7 @@ const describe = (c: Claimant): string =>
  */
 export function refuseNameClashes(registry: Registry, rules: RuleSet): { registry: Registry; refused: RefusedSubset[] } {
   const ruleNames = ruleClusters(rules);
-  // Only these services can take a name twice: those with a dot in their name or a
-  // routing tag, those named like a local app, and those whose names a rule's cluster starts with.
-  const suspects = new Set<string>();
-  for (const name of serviceNames(registry)) {
-    const instances = registry.services.get(name)!.instances;
-    if (name.includes('.') || LOCAL_APP.test(name) || hasDottedRoutingTag(instances, routingTags(rules, name, registry.routingTags))) suspects.add(name);
-  }
-  for (const name of ruleNames.keys()) for (const p of prefixes(name)) if (registry.services.has(p)) suspects.add(p);
+  const suspects = suspectsOf(registry, rules);
   if (suspects.size === 0) return { registry, refused: [] };
 
   // Every cluster of a suspect, and of every service its clusters' names start with.

@@ -48,6 +48,27 @@ describe('refuseNameClashes', () => {
     expect(refuseNameClashes(registry, ruleSet).registry).toBe(registry);
   });
 
+  it('looks at the services a source says changed, and finds a clash one of them brings', () => {
+    const before = registryOf({ a: ['', 'dev-x'], b: [''] });
+    expect(refuseNameClashes(before, emptyRuleSet()).refused).toEqual([]);
+    // The source names what changed: `a.dev-x` arrives, and its name is a's subset's.
+    const added = registryOf({ 'a.dev-x': [''] }).services.get('a.dev-x')!;
+    const after: Registry = {
+      services: new Map([...before.services, ['a.dev-x', added]]),
+      changes: { since: before.services, services: new Set(['a.dev-x']) },
+    };
+    expect(refuseNameClashes(after, emptyRuleSet()).refused.map((r) => r.service)).toEqual(['a.dev-x']);
+    // And leaves: the clash goes with it.
+    const gone: Registry = { services: new Map(before.services), changes: { since: after.services, services: new Set(['a.dev-x']) } };
+    expect(refuseNameClashes(gone, emptyRuleSet())).toEqual({ registry: gone, refused: [] });
+  });
+
+  it('finds a subset whose tag would give it the name of a mirror to a stable subset', () => {
+    const ruleSet = rules('services:\n  web:\n    mirrors:\n      - { name: copy, to: { service: api, subset: stable }, percent: 5 }\n');
+    const registry = { ...registryOf({ api: ['', 'mirror-copy'], web: [''] }), routingTags: ['mirror-*'] };
+    expect(refuseNameClashes(registry, ruleSet).refused.map((r) => [r.service, r.subset, r.cluster])).toEqual([['api', 'mirror-copy', 'api.mirror-copy']]);
+  });
+
   it('gives a dotted service up for the subset whose name it takes, and every proxy still gets a snapshot', () => {
     // Service `a.dev-x` and service a's subset dev-x are both cluster `a.dev-x`.
     const registry = registryOf({ a: ['', 'dev-x'], 'a.dev-x': [''], b: [''] });
