@@ -153,7 +153,7 @@ export const DEFAULT_MARKER_HEADER = 'x-shadowplane-mirror';
 
 export const mirrorSchema = z
   .object({
-    name: ruleNameSchema.describe('unique within the service'),
+    name: ruleNameSchema.describe("unique within the service; names the mirror's cluster (<target>.mirror-<name>), so two services mirroring one target need different names"),
     match: matchSchema.optional().describe('mirror only requests that match; default: all requests of the service'),
     to: targetSchema,
     percent: z
