@@ -143,6 +143,14 @@ export const routeSchema = z
 export const DEFAULT_MIRROR_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
 
 /**
+ * Methods a copy may send anywhere: a `shadow` subset's sidecars answer every other
+ * method with settings.stand_in_status, and no other subset's sidecars do.
+ */
+export const READ_ONLY_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
+/** The subset whose sidecars stand in for writes (translate.ts: a sidecar of this subset). */
+export const SHADOW_SUBSET = 'shadow';
+
+/**
  * At most this many distinct mirror conditions (methods and match) per service. A
  * request must meet every mirror whose condition it meets, and Envoy runs one route's
  * mirrors, so each route gets a variant per combination of conditions: 2^n - 1 more

@@ -17,6 +17,8 @@ import { re2Error } from './re2.js';
 import {
   DEFAULT_SETTINGS,
   MAX_MIRROR_CONDITIONS,
+  READ_ONLY_METHODS,
+  SHADOW_SUBSET,
   mirrorConditionKey,
   allowRuleSchema,
   jwtIssuerSchema,
@@ -83,6 +85,7 @@ export const RULE_CODES = {
   SP_RULE_MIRROR_PERCENT_PRECISION: 'a mirror percent with more than 4 decimals',
   SP_RULE_MIRROR_TO_PRIMARY: "a mirror to its own service's stable subset",
   SP_RULE_MIRROR_METHOD: 'a mirror of CONNECT requests, which Envoy cannot mirror',
+  SP_RULE_MIRROR_WRITES: 'a mirror that copies writes (methods other than GET, HEAD, OPTIONS) to a subset other than shadow, whose sidecars do not stand in for them (a warning)',
   SP_RULE_MIRROR_MARKER_REMOVED: 'a mirror that removes its own marker header',
   SP_RULE_MIRROR_CONDITIONS: 'a service whose mirrors have more than 6 different conditions (methods and match)',
   SP_RULE_HEADER_NOT_REMOVABLE: 'removing the host header from mirrored requests',
@@ -855,6 +858,15 @@ class Checker {
         this.report.error(origin, [...path, 'methods', k], 'SP_RULE_MIRROR_METHOD', 'Envoy cannot mirror CONNECT requests; remove CONNECT from methods');
       }
     });
+    const writes = mirror.methods.filter((m) => m !== 'CONNECT' && !READ_ONLY_METHODS.includes(m));
+    if (writes.length > 0 && target.subset !== SHADOW_SUBSET) {
+      this.report.warn(
+        origin,
+        [...path, 'methods'],
+        'SP_RULE_MIRROR_WRITES',
+        `copies of ${writes.join(', ')} requests to subset "${target.subset}" of "${target.service}" are real writes: only the sidecars of a "${SHADOW_SUBSET}" subset answer them with settings.stand_in_status; mirror writes to a ${SHADOW_SUBSET} subset, or only ${READ_ONLY_METHODS.join(', ')}`,
+      );
+    }
     this.duplicates(origin, [...path, 'remove_headers'], mirror.remove_headers);
     mirror.remove_headers.forEach((header, k) => {
       if (header === 'host') {

@@ -1,7 +1,7 @@
 // The virtual host of one destination service: its rules as Envoy routes, in the order
 // docs/rules.md gives (dev routes, tenant routes, rule routes, then the stable
 // subset), each carrying the mirrors whose conditions it meets.
-import { MAX_MIRROR_CONDITIONS, mirrorConditionKey, rulesOf, type Mirror, type RouteMatch, type RuleSet, type Target } from '../model/rules.js';
+import { MAX_MIRROR_CONDITIONS, READ_ONLY_METHODS, mirrorConditionKey, rulesOf, type Mirror, type RouteMatch, type RuleSet, type Target } from '../model/rules.js';
 import { STABLE_SUBSET } from '../model/types.js';
 import type { ResourceObject } from '../xds/resources.js';
 import { buildHeaderMatcher, buildMethodMatcher, combinePrefixes, routeMatchHeaders } from './matchers.js';
@@ -18,8 +18,6 @@ interface BaseRoute {
   headers: ResourceObject[];
   action: ResourceObject;
 }
-
-const READ_ONLY_METHODS = ['GET', 'HEAD', 'OPTIONS'];
 
 function clusterAction(to: Target): ResourceObject {
   return { cluster: clusterName(to.service, to.subset) };

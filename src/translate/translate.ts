@@ -1,6 +1,7 @@
 // Model → Envoy resources. Pure and deterministic: equal models give byte-equal
 // resources, so versions are content hashes and replicas agree without talking.
 import type { Model } from '../model/types.js';
+import { SHADOW_SUBSET } from '../model/rules.js';
 import { TypeUrl, type ResourceObject, type ResourceTypeUrl } from '../xds/resources.js';
 import { allSubsets, buildCluster, buildClusterLoadAssignment, buildJwksCluster, buildLocalAppCluster, buildMirrorCluster } from './clusters.js';
 import { buildAuditLog, claimHeaders } from './filters.js';
@@ -85,7 +86,7 @@ export function translateForProxy(model: Model, key: ProxyKey, options: ForProxy
       const outbound = listenerName('outbound', key.outboundPort);
       const inbound = listenerName('inbound', key.inboundPort);
       // A shadow only reads production: what would write gets a stand-in answer.
-      const standIn = key.subset === 'shadow' ? rules.settings.stand_in_status : undefined;
+      const standIn = key.subset === SHADOW_SUBSET ? rules.settings.stand_in_status : undefined;
       return [
         typed(TypeUrl.Listener)(buildHttpListener(outbound, key.address, key.outboundPort, [])),
         typed(TypeUrl.RouteConfiguration)({ name: outbound, virtual_hosts: vhosts(standIn) }),

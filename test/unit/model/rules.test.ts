@@ -204,6 +204,14 @@ const refusals: Refusal[] = [
     code: 'SP_RULE_MIRROR_TO_PRIMARY',
     path: 'services.api.mirrors[0].to',
   },
+  {
+    name: 'a mirror of writes to a subset that does not stand in for them',
+    files: x(api({ mirrors: [mirror({ to: 'beta', methods: ['GET', 'POST', 'DELETE'] })] })),
+    code: 'SP_RULE_MIRROR_WRITES',
+    path: 'services.api.mirrors[0].methods',
+    message: /POST, DELETE requests to subset "beta" of "api" are real writes/,
+    warning: true,
+  },
   { name: 'mirroring CONNECT', files: x(api({ mirrors: [mirror({ methods: ['GET', 'CONNECT'] })] })), code: 'SP_RULE_MIRROR_METHOD', path: 'services.api.mirrors[0].methods[1]' },
   {
     name: 'a mirror removing its marker',
