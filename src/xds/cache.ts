@@ -12,13 +12,22 @@ export interface Removal {
   readonly name: string;
 }
 
-/** Adds resources one by one into per-type maps; keeps apart those that refer to others (the ones a check reads). */
+/**
+ * Adds resources one by one into per-type maps, and looks up each one's references
+ * when the next one comes (a subset's cluster, then the endpoints it refers to): maps
+ * only grow while they are built, so a reference found then is found in the snapshot.
+ * Only the resources with a reference not found by then are kept for the snapshot's
+ * check: it no longer walks tens of thousands of resources that have left the CPU's
+ * caches to look up what was there while they were fresh.
+ */
 class TypeMapsBuilder {
   private readonly byType = new Map<ResourceTypeUrl, InstanceType<typeof ResourceMap.Builder>>();
   /** The last type added to, and its builder: resources mostly come in runs of one type. */
   private lastType?: ResourceTypeUrl;
   private lastBuilder?: InstanceType<typeof ResourceMap.Builder>;
-  readonly referring: Resource[] = [];
+  /** The last resource added, if it has references: they are looked up when the next one comes, or at the end. */
+  private waiting?: Resource;
+  private readonly unresolved: Resource[] = [];
 
   add(r: Resource): void {
     let builder = r.typeUrl === this.lastType ? this.lastBuilder : this.byType.get(r.typeUrl);
@@ -26,7 +35,27 @@ class TypeMapsBuilder {
     this.lastType = r.typeUrl;
     this.lastBuilder = builder;
     builder.add(r);
-    if (r.references.length > 0) this.referring.push(r);
+    this.lookUpWaiting();
+    if (r.references.length > 0) this.waiting = r;
+  }
+
+  private lookUpWaiting(): void {
+    const r = this.waiting;
+    if (!r) return;
+    this.waiting = undefined;
+    for (const ref of r.references) {
+      const builder = ref.typeUrl === this.lastType ? this.lastBuilder : this.byType.get(ref.typeUrl);
+      if (!builder?.has(ref.name)) {
+        this.unresolved.push(r);
+        return;
+      }
+    }
+  }
+
+  /** The resources with a reference not found while they were added, in the order they were added. */
+  unresolvedWhenAdded(): Resource[] {
+    this.lookUpWaiting();
+    return this.unresolved;
   }
 
   build(): Map<ResourceTypeUrl, ResourceMap> {
@@ -92,8 +121,8 @@ export function missingReferences(r: Resource, snapshot: Snapshot): readonly Ref
 }
 
 type Origin =
-  // The resources with references, the only ones a check must read.
-  | { kind: 'whole'; referring: readonly Resource[] }
+  // The resources whose references did not all resolve when they were added: the only ones a check must read.
+  | { kind: 'whole'; unresolvedWhenAdded: readonly Resource[] }
   // What the snapshot it came from left unresolved (not the snapshot: no chain of them is kept alive).
   | { kind: 'update'; unresolvedBefore: readonly Unresolved[]; upserts: readonly Resource[]; removedAny: boolean }
   | { kind: 'compose'; base: Snapshot; own: readonly Resource[] };
@@ -125,13 +154,13 @@ export class Snapshot {
   /**
    * Snapshot.create one resource at a time: a caller that makes tens of thousands of
    * resources adds each while it is fresh, instead of listing them and then walking
-   * the list again. `add` throws on a duplicate name.
+   * the list again (see TypeMapsBuilder). `add` throws on a duplicate name.
    */
   static builder(): { add: (r: Resource) => void; build: () => Snapshot } {
     const maps = new TypeMapsBuilder();
     return {
       add: (r) => maps.add(r),
-      build: () => new Snapshot(maps.build(), { kind: 'whole', referring: maps.referring }),
+      build: () => new Snapshot(maps.build(), { kind: 'whole', unresolvedWhenAdded: maps.unresolvedWhenAdded() }),
     };
   }
 
@@ -200,7 +229,7 @@ export class Snapshot {
       out.push(...origin.unresolvedBefore.filter(stillMissing));
       for (const r of origin.upserts) if (this.holds(r)) check(r);
     } else if (origin.kind === 'whole') {
-      for (const r of origin.referring) check(r);
+      for (const r of origin.unresolvedWhenAdded) check(r);
       // Reported type by type, in push order, as the maps list them.
       if (out.length > 1) out.sort((a, b) => PUSH_ORDER.indexOf(a.resource.typeUrl) - PUSH_ORDER.indexOf(b.resource.typeUrl));
     } else {

@@ -80,6 +80,10 @@ export class ResourceMap implements ReadonlyMap<string, Resource> {
       this.low += r.tokenLow;
     }
 
+    has(name: string): boolean {
+      return this.root.has(name);
+    }
+
     build(): ResourceMap {
       return this.root.size === 0 ? ResourceMap.EMPTY : new ResourceMap(this.root, undefined, this.root.size, reduced(this.high, this.low));
     }

@@ -74,6 +74,27 @@ describe('ResourceMap', () => {
   });
 });
 
+describe('Snapshot.create', () => {
+  const inconsistencies = (...resources: Resource[]): string[] => Snapshot.create(resources).inconsistencies();
+
+  it('finds every reference, whether its target comes before the resource, right after it, or much later', () => {
+    const api = endpoints('api', [['127.0.0.1', 9001]]);
+    const web = endpoints('web', [['127.0.0.1', 9002]]);
+    expect(inconsistencies(api, cluster('api'))).toEqual([]);
+    expect(inconsistencies(cluster('api'), api)).toEqual([]);
+    expect(inconsistencies(cluster('api'), cluster('web'), routes('ingress', { api: 'api' }), api, web)).toEqual([]);
+    expect(inconsistencies(listener('ingress', 10000, 'ingress'), cluster('api'), api, routes('ingress', { api: 'api' }))).toEqual([]);
+  });
+
+  it('reports what is missing, type by type in push order, whatever the order of the resources', () => {
+    const problems = ['cds "web" refers to missing eds "web"', 'lds "ingress" refers to missing rds "ingress"'];
+    expect(inconsistencies(listener('ingress', 10000, 'ingress'), cluster('web'))).toEqual(problems);
+    expect(inconsistencies(cluster('web'), listener('ingress', 10000, 'ingress'))).toEqual(problems);
+    expect(inconsistencies(cluster('web'), cluster('api'), endpoints('api', []))).toEqual(['cds "web" refers to missing eds "web"']);
+    expect(inconsistencies(cluster('api'), endpoints('api', []), cluster('web'))).toEqual(['cds "web" refers to missing eds "web"']);
+  });
+});
+
 describe('Snapshot.update', () => {
   const base = (): Snapshot => snapshot(listener('ingress', 10000, 'ingress'), routes('ingress', { api: 'api' }), service('api', 9001), service('web', 9002));
 
