@@ -127,11 +127,7 @@ export function buildLocalAppCluster(port: number): ResourceObject {
 export function routingTags(rules: RuleSet, service: string, defaults: readonly string[] = DEFAULT_ROUTING_TAGS): readonly string[] {
   const ruled = namedSubsets(rules).get(service);
   // Most services are named by no rule: they share one list of the defaults.
-  if (!ruled) {
-    let tags = defaultTags.get(defaults);
-    if (!tags) defaultTags.set(defaults, (tags = [...new Set(defaults)].filter((t) => t !== 'stable').sort()));
-    return tags;
-  }
+  if (!ruled) return defaultRoutingTags(defaults);
   // Only rules that send to this service's subsets make tags of it.
   const named = new Set(defaults);
   for (const subset of ruled) named.add(subset);
@@ -140,6 +136,16 @@ export function routingTags(rules: RuleSet, service: string, defaults: readonly 
 }
 
 const defaultTags = new WeakMap<readonly string[], string[]>();
+
+/** The routing tags of every service no rule sends to: one list per list of defaults. */
+export function defaultRoutingTags(defaults: readonly string[] = DEFAULT_ROUTING_TAGS): readonly string[] {
+  let tags = defaultTags.get(defaults);
+  if (!tags) defaultTags.set(defaults, (tags = [...new Set(defaults)].filter((t) => t !== 'stable').sort()));
+  return tags;
+}
+
+/** The services some rule sends to a subset of: the only ones whose routing tags may differ from defaultRoutingTags. */
+export const servicesRulesSendTo = (rules: RuleSet): { has(service: string): boolean } => namedSubsets(rules);
 
 const namedSubsetsOf = new WeakMap<RuleSet, Map<string, Set<string>>>();
 

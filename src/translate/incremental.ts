@@ -11,7 +11,7 @@ import { TypeUrl, type ResourceObject } from '../xds/resources.js';
 import type { Resource } from '../xds/resource.js';
 import { Snapshot, type Removal } from '../xds/cache.js';
 import { checkedResource, subsetResources } from './encode.js';
-import { buildJwksCluster, buildMirrorCluster, routingTags } from './clusters.js';
+import { buildJwksCluster, buildMirrorCluster, defaultRoutingTags, routingTags, servicesRulesSendTo } from './clusters.js';
 import { claimHeaders } from './filters.js';
 import { buildVirtualHost, liveMirrors, plainVirtualHost, type SubsetIndex } from './routes.js';
 import { translateForProxy, type TypedObject } from './translate.js';
@@ -63,7 +63,19 @@ interface SharedChange {
   routing: boolean;
 }
 
-const tagEntries = new WeakMap<readonly string[], { tags: readonly string[]; key: string }>();
+interface TagsEntry {
+  tags: readonly string[];
+  key: string;
+}
+
+/** One entry per list of tags: services that share a list share its entry, and its key. */
+const tagEntries = new WeakMap<readonly string[], TagsEntry>();
+
+function tagsEntry(tags: readonly string[]): TagsEntry {
+  let entry = tagEntries.get(tags);
+  if (!entry) tagEntries.set(tags, (entry = { tags, key: tags.join(',') }));
+  return entry;
+}
 
 const resourceKey = (r: Resource): string => `${r.typeUrl} ${r.name}`;
 
@@ -97,20 +109,22 @@ const hasPlainHost = (rules: RuleSet, service: string, standIn: number | undefin
 export class IncrementalTranslator {
   private services = new Map<string, ServiceEntry>();
   private vhosts = new Map<string, VirtualHostEntry>();
-  private tagsFor?: { rules: RuleSet; defaults: readonly string[] | undefined; byService: Map<string, { tags: readonly string[]; key: string }> };
+  private tagsFor?: {
+    rules: RuleSet;
+    defaults: readonly string[] | undefined;
+    /** The services whose tags may not be the defaults; the rest (most) share `plain`. */
+    ruled: { has(service: string): boolean };
+    plain: TagsEntry;
+    byService: Map<string, TagsEntry>;
+  };
 
-  private tags(rules: RuleSet, service: string, defaults: readonly string[] | undefined): { tags: readonly string[]; key: string } {
-    if (this.tagsFor?.rules !== rules || this.tagsFor.defaults !== defaults) this.tagsFor = { rules, defaults, byService: new Map() };
+  private tags(rules: RuleSet, service: string, defaults: readonly string[] | undefined): TagsEntry {
+    if (this.tagsFor?.rules !== rules || this.tagsFor.defaults !== defaults) {
+      this.tagsFor = { rules, defaults, ruled: servicesRulesSendTo(rules), plain: tagsEntry(defaultRoutingTags(defaults)), byService: new Map() };
+    }
+    if (!this.tagsFor.ruled.has(service)) return this.tagsFor.plain;
     let entry = this.tagsFor.byService.get(service);
-    if (entry) return entry;
-    const tags = routingTags(rules, service, defaults);
-    // Services no rule names share one list, and one entry: found again at the cost of
-    // a few lookups, not remembered for each of thousands of services.
-    entry = tagEntries.get(tags);
-    if (entry) return entry;
-    entry = { tags, key: tags.join(',') };
-    tagEntries.set(tags, entry);
-    this.tagsFor.byService.set(service, entry);
+    if (!entry) this.tagsFor.byService.set(service, (entry = tagsEntry(routingTags(rules, service, defaults))));
     return entry;
   }
 

@@ -79,6 +79,18 @@ describe('IncrementalTranslator', () => {
     check();
   });
 
+  it('makes a subset of a tag that rules send to for that service alone: the others keep the default routing tags', () => {
+    const tenantRules = rules('services:\n  api:\n    routes:\n      - { name: acme, match: { headers: [{ name: x-org, exact: acme }] }, to: tenant-acme }\n');
+    const model: Model = {
+      registry: registry({ api: [instance('a1', 1), instance('a2', 2, ['tenant-acme'])], web: [instance('w1', 3), instance('w2', 4, ['tenant-acme'])] }),
+      rules: tenantRules,
+    };
+    const t = new IncrementalTranslator();
+    const clusters = t.shared(model).filter((r) => r.typeUrl === TypeUrl.Cluster).map((r) => r.name);
+    expect(clusters).toEqual(['api', 'api.tenant-acme', 'web']);
+    expect(incremental(t, model, edge)).toEqual(full(model, edge));
+  });
+
   it('translates services named after members of Object.prototype as any other', () => {
     // A registry may hold any name; a plain index into the rules' services would find these on the prototype.
     const names = ['constructor', 'toString', '__proto__', 'hasOwnProperty'];
