@@ -293,13 +293,8 @@ export class IncrementalTranslator {
     return cluster;
   }
 
-  /**
-   * A service's virtual host, rebuilt only when what it depends on changed. A service no
-   * rule names, outside a shadow, has a host that depends on its name alone: it is made
-   * anew each time (cheaper than a cache entry for each of thousands of them).
-   */
+  /** The virtual host of a service rules name, or of a shadow's: rebuilt only when what it depends on changed. */
   private vhost(name: string, rules: RuleSet, subsets: SubsetIndex, standIn: number | undefined): ResourceObject {
-    if (hasPlainHost(rules, name, standIn)) return plainVirtualHost(name);
     const own = rulesOf(rules, name);
     const liveness = own
       ? targetsOf(own)
@@ -331,8 +326,13 @@ export class IncrementalTranslator {
     const subsets = this.index(model.registry, model.rules);
     const used: (ResourceObject | string)[] = [];
     const vhostOf = (name: string, standIn?: number): ResourceObject => {
+      // A plain host is made anew each time: cheaper than a cache entry for each of thousands of them.
+      if (hasPlainHost(model.rules, name, standIn)) {
+        used.push(name);
+        return plainVirtualHost(name);
+      }
       const vhost = this.vhost(name, model.rules, subsets, standIn);
-      used.push(hasPlainHost(model.rules, name, standIn) ? name : vhost);
+      used.push(vhost);
       return vhost;
     };
     const objects = translateForProxy(model, key, { subsets, vhostOf });
