@@ -52,6 +52,7 @@ export function subsetsOf(service: Service, patterns: readonly string[] = DEFAUL
       while (i < subsets.length && subsets[i]!.name < tag) i++;
       const at = subsets[i];
       if (at?.name === tag) at.instances.push(instance); // a tag `stable` (`s*` matches it) joins the stable subset
+      else if (!at) subsets.push({ service: service.name, name: tag, instances: [instance] }); // no array for what splice removed
       else subsets.splice(i, 0, { service: service.name, name: tag, instances: [instance] });
     }
     if (!routed) stable.push(instance);
