@@ -88,15 +88,13 @@ export class Resource {
   }
 
   /**
-   * A resource from its encoded message, given in one or more parts laid end to end.
-   * The message must encode `name` (every resource type carries its name as field 1, so
-   * the version tells resources apart as well as contents). The SotW entry, the Any
-   * inside it and the message inside that share one buffer.
+   * A resource from its encoded message. The message must encode `name` (every
+   * resource type carries its name as field 1, so the version tells resources apart as
+   * well as contents). The SotW entry, the Any inside it and the message inside that
+   * share one buffer.
    */
-  static fromMessage(typeUrl: ResourceTypeUrl, name: string, message: Uint8Array | readonly Uint8Array[], references: readonly Reference[]): Resource {
-    const parts = message instanceof Uint8Array ? [message] : message;
-    let length = 0;
-    for (const part of parts) length += part.length;
+  static fromMessage(typeUrl: ResourceTypeUrl, name: string, message: Uint8Array, references: readonly Reference[]): Resource {
+    const length = message.length;
     const urlField = typeUrlField(typeUrl);
     // Any { string type_url = 1; bytes value = 2; }
     const anyLength = urlField.length + 1 + varintSize(length) + length;
@@ -104,17 +102,12 @@ export class Resource {
     sotw[0] = (2 << 3) | 2;
     const anyStart = putVarint(sotw, 1, anyLength);
     sotw.set(urlField, anyStart);
-    let pos = anyStart + urlField.length;
+    const pos = anyStart + urlField.length;
     sotw[pos] = (2 << 3) | 2;
-    const messageStart = putVarint(sotw, pos + 1, length);
-    pos = messageStart;
-    for (const part of parts) {
-      sotw.set(part, pos);
-      pos += part.length;
-    }
+    sotw.set(message, putVarint(sotw, pos + 1, length));
     // 'binary' (latin1) gives one character per byte of the digest: half the time of
     // hex on messages this short, and nothing to parse.
-    const digest = hash('sha256', parts.length === 1 ? parts[0]! : sotw.subarray(messageStart), 'binary');
+    const digest = hash('sha256', message, 'binary');
     return new Resource(typeUrl, name, sotw, anyStart, digestWord(digest, 0), digestWord(digest, 4), references);
   }
 
