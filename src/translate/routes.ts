@@ -133,11 +133,11 @@ export function liveMirrors(service: string, rules: RuleSet, subsets: SubsetInde
 }
 
 function toEnvoyRoute(base: BaseRoute, extra: { name: string; prefix?: string; headers: ResourceObject[]; mirrors: ResourceObject[] }): ResourceObject {
-  return {
-    name: extra.name,
-    match: { prefix: extra.prefix ?? '/', ...(extra.headers.length > 0 ? { headers: extra.headers } : {}) },
-    route: { ...base.action, ...(extra.mirrors.length > 0 ? { request_mirror_policies: extra.mirrors } : {}) },
-  };
+  const match: ResourceObject = { prefix: extra.prefix ?? '/' };
+  if (extra.headers.length > 0) match.headers = extra.headers;
+  const route: ResourceObject = { ...base.action };
+  if (extra.mirrors.length > 0) route.request_mirror_policies = extra.mirrors;
+  return { name: extra.name, match, route };
 }
 
 export interface VirtualHostOptions {
@@ -180,9 +180,16 @@ export function buildVirtualHost(service: string, rules: RuleSet, subsets: Subse
         headers.push(buildMethodMatcher(g.methods), ...routeMatchHeaders(g.match));
       }
       if (prefix === null) continue; // the conditions exclude each other
-      const mirrors = combo.flatMap((g) => g.mirrors.map((m) => buildMirrorPolicy(service, m)));
-      const label = combo.flatMap((g) => g.mirrors.map((m) => m.name)).join('+');
-      routes.push(toEnvoyRoute(base, { name: `${base.name}+mirror:${label}`, prefix, headers, mirrors }));
+      // Loops rather than flatMap: a full build makes thousands of these routes.
+      const mirrors: ResourceObject[] = [];
+      const names: string[] = [];
+      for (const g of combo) {
+        for (const m of g.mirrors) {
+          mirrors.push(buildMirrorPolicy(service, m));
+          names.push(m.name);
+        }
+      }
+      routes.push(toEnvoyRoute(base, { name: `${base.name}+mirror:${names.join('+')}`, prefix, headers, mirrors }));
     }
     routes.push(toEnvoyRoute(base, { name: base.name, prefix: base.prefix, headers: base.headers, mirrors: [] }));
   }
