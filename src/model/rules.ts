@@ -459,13 +459,19 @@ export interface RuleSet {
   readonly settings: Settings;
 }
 
+/** Per rule set's `services` (never changed once made), its entries as a Map. */
+const servicesIndex = new WeakMap<RuleSet['services'], ReadonlyMap<string, ServiceRules>>();
+
 /**
  * The rules of one registry service, if any. An own property only: the registry may
  * hold a service called `constructor` or `toString`, which a plain index would find
- * on Object.prototype.
+ * on Object.prototype. Looked up in a Map made once per rule set: a translation asks
+ * for every registry service, and an object of a thousand keys is slow to search.
  */
 export function rulesOf(rules: RuleSet, service: string): ServiceRules | undefined {
-  return Object.hasOwn(rules.services, service) ? rules.services[service] : undefined;
+  let index = servicesIndex.get(rules.services);
+  if (!index) servicesIndex.set(rules.services, (index = new Map(Object.entries(rules.services))));
+  return index.get(service);
 }
 
 /**
