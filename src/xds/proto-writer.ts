@@ -27,9 +27,11 @@ export class ProtoWriter {
     return this.buf.subarray(0, this.pos);
   }
 
-  /** A copy of what was written from `start` on: outlives the next reset. */
+  /** A copy of what was written from `start` on: outlives the next reset. From Buffer's pool, as a slice would not be. */
   copyFrom(start: number): Uint8Array {
-    return Uint8Array.prototype.slice.call(this.buf, start, this.pos);
+    const copy = Buffer.allocUnsafe(this.pos - start);
+    copy.set(this.buf.subarray(start, this.pos));
+    return copy;
   }
 
   /** Drops what was written from `start` on, and forgets a failure since: the caller tries another way. */
