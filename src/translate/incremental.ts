@@ -138,13 +138,14 @@ export class IncrementalTranslator {
     const { tags, key } = this.tags(rules, name, registry.routingTags);
     const cached = this.services.get(name);
     if (cached && cached.instances === service.instances && cached.patterns === key) return cached;
-    const resources: Resource[] = [];
-    const live: string[] = [];
-    for (const subset of subsetsOf(service, tags)) {
-      const [cluster, endpoints] = subsetResources(subset);
-      resources.push(cluster, endpoints);
-      if (subset.instances.length > 0) live.push(subset.name);
-    }
+    const subsets = subsetsOf(service, tags);
+    // Both lists are made at their size: the translator keeps them for every service,
+    // and an array grown by push keeps room for 17 entries (about 0.2 KB a service).
+    const resources = new Array<Resource>(2 * subsets.length);
+    subsets.forEach((subset, i) => {
+      [resources[2 * i], resources[2 * i + 1]] = subsetResources(subset);
+    });
+    const live = subsets.filter((subset) => subset.instances.length > 0).map((subset) => subset.name);
     const entry: ServiceEntry = { instances: service.instances, patterns: key, resources, live };
     this.services.set(name, entry);
     return entry;
