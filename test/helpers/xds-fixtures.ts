@@ -219,6 +219,13 @@ export function recordingCallbacks(): XdsCallbacks & { events: CallbackEvent[]; 
 
 export { TypeUrl };
 
+/** Two proxies of one group, made by `make` with ids 1 and 2, both connected and in sync. */
+export function twoSynced<C extends { connect(): unknown }>(make: (id: number, nodeId: string) => C): [C, C] {
+  const pair: [C, C] = [make(1, 'envoy-1'), make(2, 'envoy-2')];
+  for (const c of pair) c.connect();
+  return pair;
+}
+
 /** The RDS names a decoded Listener asks for, as Envoy would subscribe to them. */
 export function routeConfigNamesOf(listenerObject: ResourceObject): string[] {
   const names: string[] = [];

@@ -16,6 +16,7 @@ import {
   listener,
   recordingCallbacks,
   routeConfigNamesOf,
+  twoSynced,
   routes,
   service,
   snapshot,
@@ -493,15 +494,11 @@ describe('delta: state shared between streams', () => {
   /** Per type, the maps of what a stream sent and what it had ACKed. */
   const mapsOf = (c: DeltaClient): unknown[] => c.stream.status().flatMap((t) => [t.sent, t.acked]);
   /** Two proxies of one group on `cache`, both connected and in sync. */
-  const twoSynced = (cache: SnapshotCache): [DeltaClient, DeltaClient] => {
-    const pair: [DeltaClient, DeltaClient] = [new DeltaClient(cache), new DeltaClient(cache, { id: 2, nodeId: 'envoy-2' })];
-    for (const c of pair) c.connect();
-    return pair;
-  };
+  const synced = (cache: SnapshotCache): [DeltaClient, DeltaClient] => twoSynced((id, nodeId) => new DeltaClient(cache, { id, nodeId }));
 
   it('keeps one map of what was sent and ACKed for every stream that subscribed alike, and after a change too', () => {
     const cache = cacheWith(ingressSnapshot());
-    const [a, b] = twoSynced(cache);
+    const [a, b] = synced(cache);
     const [aMaps, bMaps] = [mapsOf(a), mapsOf(b)];
     expect(aMaps).toHaveLength(8);
     aMaps.forEach((m, i) => expect(m, `map ${i}`).toBe(bMaps[i]));
@@ -535,7 +532,7 @@ describe('delta: state shared between streams', () => {
 
   it('keeps a stream that unsubscribed from a name apart from one that did not', () => {
     const cache = cacheWith(snapshot(listener('ingress', 10000, 'ingress'), routes('ingress', { api: 'api.beta', web: 'web' }), service('api.beta', 9001), service('web', 9002)));
-    const [a, b] = twoSynced(cache);
+    const [a, b] = synced(cache);
     b.request(EDS, { unsubscribe: ['web'] });
     const eds = (c: DeltaClient) => c.stream.status().find((t) => t.typeUrl === EDS)!;
     expect([...eds(a).sent.keys()].sort()).toEqual(['api.beta', 'web']);

@@ -19,6 +19,7 @@ import {
   listener,
   recordingCallbacks,
   routeConfigNamesOf,
+  twoSynced,
   routes,
   service,
   snapshot,
@@ -657,15 +658,11 @@ describe('SotW: state shared between idle streams', () => {
    */
   const statesOf = (c: SotwClient): unknown[] => Reflect.get(c.stream, 'states') as unknown[];
   const statusOf = (c: SotwClient, typeUrl: string) => c.stream.status().find((t) => t.typeUrl === typeUrl)!;
-  const twoSynced = (cache: SnapshotCache): [SotwClient, SotwClient] => {
-    const pair: [SotwClient, SotwClient] = [new SotwClient(cache), new SotwClient(cache, { id: 2, nodeId: 'envoy-2' })];
-    for (const c of pair) c.connect();
-    return pair;
-  };
+  const synced = (cache: SnapshotCache): [SotwClient, SotwClient] => twoSynced((id, nodeId) => new SotwClient(cache, { id, nodeId }));
 
   it('keeps one state per type for every stream that ACKed the same responses, and again after a change', () => {
     const cache = cacheWith(ingressSnapshot());
-    const [a, b] = twoSynced(cache);
+    const [a, b] = synced(cache);
     const before = [...statesOf(a)];
     expect(before.filter(Boolean)).toHaveLength(4);
     before.forEach((st, i) => expect(st, `type ${i}`).toBe(statesOf(b)[i]));
@@ -680,7 +677,7 @@ describe('SotW: state shared between idle streams', () => {
 
   it('parts a stream that NACKs from the others, and each gets what it should next', () => {
     const cache = cacheWith(ingressSnapshot());
-    const [a, b] = twoSynced(cache);
+    const [a, b] = synced(cache);
     publish(cache, ingressSnapshot({ apiPort: 9005 }));
     const [toA, toB] = [a.only(EDS), b.only(EDS)];
     a.nack(toA, 'bad endpoints');
