@@ -20,6 +20,8 @@ interface ProfileNode {
 }
 export interface CpuProfile {
   nodes: ProfileNode[];
+  startTime?: number;
+  endTime?: number;
   samples: number[];
   timeDeltas: number[];
 }
@@ -28,6 +30,9 @@ export const profiling = (): boolean => process.env.BENCH_PROFILE === '1';
 
 export class Profiler {
   private session?: Session;
+  private running = false;
+  /** Profiles of the stretches sampled so far (one unless the benchmark paused). */
+  private readonly parts: CpuProfile[] = [];
 
   /** Starts sampling every `intervalUs` µs, if profiling is on. */
   async start(intervalUs = 250): Promise<void> {
@@ -37,19 +42,69 @@ export class Profiler {
     await this.session.post('Profiler.enable');
     await this.session.post('Profiler.setSamplingInterval', { interval: intervalUs });
     await this.session.post('Profiler.start');
+    this.running = true;
   }
 
-  /** Stops, writes `<name>.cpuprofile` and prints its summary. */
+  /**
+   * Stops sampling until `resume`: what a benchmark does between its measured stretches
+   * (forced collections, reading sizes) stays out of the profile.
+   */
+  async pause(): Promise<void> {
+    if (!this.session || !this.running) return;
+    const { profile } = await this.session.post('Profiler.stop');
+    this.parts.push(profile as unknown as CpuProfile);
+    this.running = false;
+  }
+
+  /** Samples again after `pause`, or starts if nothing was sampled yet. */
+  async resume(): Promise<void> {
+    if (!this.session) return this.start();
+    if (this.running) return;
+    await this.session.post('Profiler.start');
+    this.running = true;
+  }
+
+  /** Stops, writes `<name>.cpuprofile` (the stretches sampled, one after the other) and prints its summary. */
   async stop(name: string): Promise<void> {
     if (!this.session) return;
-    const { profile } = await this.session.post('Profiler.stop');
+    await this.pause();
     this.session.disconnect();
     this.session = undefined;
+    const profile = joinProfiles(this.parts.splice(0));
     const file = outPath(`${name}.cpuprofile`);
     writeFileSync(file, JSON.stringify(profile));
     console.log(`\nCPU profile of the measured runs: ${path.relative(repoRoot, file)}`);
-    console.log(summarizeProfile(profile as unknown as CpuProfile));
+    console.log(summarizeProfile(profile));
   }
+}
+
+/**
+ * Profiles taken one after the other as one: their call trees hang from one root, and
+ * their samples follow each other without the gaps between them.
+ */
+export function joinProfiles(parts: readonly CpuProfile[]): CpuProfile {
+  if (parts.length === 1) return parts[0]!;
+  const root: ProfileNode = { id: 1, callFrame: { functionName: '(root)', url: '', lineNumber: -1 }, children: [] };
+  const nodes: ProfileNode[] = [root];
+  const samples: number[] = [];
+  const timeDeltas: number[] = [];
+  let offset = 1;
+  for (const part of parts) {
+    const ownRoot = part.nodes[0]!.id;
+    let largest = 0;
+    const id = (n: number): number => (n === ownRoot ? root.id : n + offset);
+    for (const n of part.nodes) {
+      largest = Math.max(largest, n.id);
+      const children = (n.children ?? []).map(id);
+      if (n.id === ownRoot) root.children!.push(...children);
+      else nodes.push({ ...n, id: id(n.id), children });
+    }
+    samples.push(...part.samples.map(id));
+    timeDeltas.push(...part.timeDeltas);
+    offset += largest;
+  }
+  const startTime = parts[0]!.startTime ?? 0;
+  return { nodes, startTime, endTime: startTime + timeDeltas.reduce((a, b) => a + b, 0), samples, timeDeltas };
 }
 
 /** `src/xds/wire.ts`, `@grpc/grpc-js/…/http2.js`, `node:internal/…`, or a V8 pseudo-frame. */
