@@ -114,8 +114,8 @@ function combinations<T>(service: string, items: readonly T[]): T[][] {
     throw new Error(`service "${service}" has ${items.length} distinct mirror conditions; at most ${MAX_MIRROR_CONDITIONS} translate (SP_RULE_MIRROR_CONDITIONS)`);
   }
   const out: T[][] = [];
-  // Bit i of mask says whether item i is in; the count is small, so 2 ** n is exact.
-  for (let mask = 2 ** items.length - 1; mask > 0; mask--) out.push(items.filter((_, i) => Math.floor(mask / 2 ** i) % 2 === 1));
+  // Bit i of mask says whether item i is in (n is at most MAX_MIRROR_CONDITIONS, far from 31).
+  for (let mask = (1 << items.length) - 1; mask > 0; mask--) out.push(items.filter((_, i) => mask & (1 << i)));
   return out.sort((a, b) => b.length - a.length);
 }
 
