@@ -135,9 +135,13 @@ class Delivery {
     readonly subscription: Subscription,
   ) {}
 
-  /** Whether a stream that sends `version` of `resources` from `from` for `subscription` records this. */
-  fits(version: string, resources: ResourceMap, from: ResourceMap, subscription: Subscription): boolean {
-    return this.version === version && this.resources === resources && this.from === from && this.subscription === subscription;
+  /**
+   * The record of a response: `known` (the one kept with the encoding) when it records
+   * exactly this, so streams sent the same thing share it; a new one otherwise.
+   */
+  static of(known: Delivery | undefined, version: string, nonce: string, resources: ResourceMap, from: ResourceMap, subscription: Subscription): Delivery {
+    const same = known?.version === version && known.nonce === nonce && known.resources === resources && known.from === from && known.subscription === subscription;
+    return same ? known : new Delivery(version, nonce, resources, from, subscription);
   }
 }
 
@@ -299,6 +303,7 @@ class TypeState {
     return selection;
   }
 }
+
 /**
  * What onRequest hooks are told. The names are decoded only if a hook reads them: an
  * ACK repeats thousands of names nobody needs again. A class, not an object literal
@@ -448,7 +453,7 @@ export class SotwStream extends StreamBase implements ClientView {
       if (st.sent === undefined && st.clientVersion !== '' && st.clientVersion === version && this.holdsAcrossStreams(st)) {
         // Reconnected with exactly this state (content-hash versions): nothing to send.
         const known = silentDeliveries.get(selection);
-        const delivery = known?.fits(version, selection, all, st.subscription) ? known : new Delivery(version, '', selection, all, st.subscription);
+        const delivery = Delivery.of(known, version, '', selection, all, st.subscription);
         if (!known) silentDeliveries.set(selection, delivery);
         const own = this.own(typeUrl);
         own.record(delivery);
@@ -512,8 +517,7 @@ export class SotwStream extends StreamBase implements ClientView {
     }
     // The same encoding twice on one stream would repeat its nonce: encode afresh.
     if (encoded.nonce === st.sent?.nonce) encoded = encode(whole ? [...selection.values()] : selection.diffFrom(previous).upserts);
-    const known = encoded.delivery;
-    const delivery = known?.fits(version, selection, from, st.subscription) ? known : new Delivery(version, encoded.nonce, selection, from, st.subscription);
+    const delivery = Delivery.of(encoded.delivery, version, encoded.nonce, selection, from, st.subscription);
     encoded.delivery ??= delivery;
     st.record(delivery);
     this.touch(st.typeUrl);
