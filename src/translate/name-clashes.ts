@@ -90,11 +90,12 @@ const suspectsByState = new WeakMap<ReadonlyMap<string, Service>, Suspects>();
 function suspectsOf(registry: Registry, rules: RuleSet): ReadonlySet<string> {
   const known = suspectsByState.get(registry.services);
   if (known?.rules === rules && known.routingTags === registry.routingTags) return known.names;
+  const restsByName = ruleNameRests(rules);
   const isSuspect = (name: string): boolean => {
     const service = registry.services.get(name);
     if (!service) return false;
-    if (name.includes('.') || LOCAL_APP.test(name) || hasDottedRoutingTag(service, rules, registry.routingTags)) return true;
-    const rests = ruleNameRests(rules).get(name);
+    if (name.includes('.') || (name.startsWith('local_app_') && LOCAL_APP.test(name)) || hasDottedRoutingTag(service, rules, registry.routingTags)) return true;
+    const rests = restsByName.get(name);
     return rests !== undefined && rests.some((rest) => rest === '' || service.instances.some((i) => i.tags.includes(rest)));
   };
   const before = registry.changes && suspectsByState.get(registry.changes.since);
