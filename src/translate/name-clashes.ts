@@ -14,6 +14,10 @@
 // A subset that gives up its name is left out with its instances (they carry a
 // routing tag, so they do not belong in stable either); a stable subset that gives
 // up its name takes its service with it, since its virtual host would route there.
+// Service names are also virtual host domains, which Envoy compares with ASCII
+// letters lowered, refusing a route configuration that holds one twice: of services
+// whose names differ only in case (Consul keeps `Web` and `web` apart), the one in
+// lower case keeps its domain, and if none is, none does.
 // Pure and deterministic: the same registry and rules give the same answer.
 import { rulesOf, type RuleSet } from '../model/rules.js';
 import { serviceNames } from '../model/service-names.js';
@@ -37,6 +41,18 @@ export interface RefusedSubset {
 }
 
 const LOCAL_APP = /^local_app_\d+$/;
+
+/** Whether a name holds an ASCII capital: Envoy lowers those (and only those) when it compares domains. */
+function hasAsciiCapital(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) return true;
+  }
+  return false;
+}
+
+/** The name as Envoy compares domains: ASCII capitals lowered, everything else as it is. */
+const envoyDomainKey = (name: string): string => name.replace(/[A-Z]+/g, (run) => run.toLowerCase());
 
 interface Claimant {
   readonly service: string;
@@ -75,8 +91,9 @@ function ruleClusters(rules: RuleSet): Map<string, string> {
 
 /**
  * Only these services can take a name twice: those with a dot in their name or in a
- * routing tag, those named like a local app, and those with a tag that would give a
- * subset one of the rules' cluster names (see ruleNameRests). Worked out per registry
+ * routing tag, those named like a local app, those with a capital in their name (a
+ * domain another service may hold in lower case), and those with a tag that would
+ * give a subset one of the rules' cluster names (see ruleNameRests). Worked out per registry
  * state; from the last state and the services that changed when the source says which
  * (registry.changes), so one changed instance among 10,000 services costs a look at one.
  */
@@ -94,7 +111,8 @@ function suspectsOf(registry: Registry, rules: RuleSet): ReadonlySet<string> {
   const isSuspect = (name: string): boolean => {
     const service = registry.services.get(name);
     if (!service) return false;
-    if (name.includes('.') || (name.startsWith('local_app_') && LOCAL_APP.test(name)) || hasDottedRoutingTag(service, rules, registry.routingTags)) return true;
+    if (name.includes('.') || (name.startsWith('local_app_') && LOCAL_APP.test(name)) || hasAsciiCapital(name)) return true;
+    if (hasDottedRoutingTag(service, rules, registry.routingTags)) return true;
     const rests = restsByName.get(name);
     return rests !== undefined && rests.some((rest) => rest === '' || service.instances.some((i) => i.tags.includes(rest)));
   };
@@ -187,6 +205,23 @@ export function refuseNameClashes(registry: Registry, rules: RuleSet): { registr
       if (c === plain) continue;
       const others = list.filter((o) => o !== c).map(describe).join(' and ');
       lose(c, cluster, `${others} would have the cluster name "${cluster}" too`);
+    }
+  }
+  // One domain, as Envoy compares them, for several services: every service with a
+  // capital in its name is a suspect, so each such group is found among them, and its
+  // lower-case member (not a suspect on that account) by its name.
+  const byDomain = new Map<string, string[]>();
+  for (const service of suspects) {
+    if (!hasAsciiCapital(service)) continue;
+    const domain = envoyDomainKey(service);
+    byDomain.set(domain, [...(byDomain.get(domain) ?? []), service]);
+  }
+  for (const [domain, capitalised] of byDomain) {
+    const holders = registry.services.has(domain) ? [domain, ...capitalised.sort()] : capitalised.sort();
+    if (holders.length < 2) continue;
+    for (const service of capitalised) {
+      const others = holders.filter((o) => o !== service).map((o) => `service "${o}"`).join(' and ');
+      lose({ service, subset: STABLE_SUBSET, dotted: false }, clusterName(service, STABLE_SUBSET), `${others} would have the domain "${domain}" too (Envoy compares domains without case)`);
     }
   }
   if (lost.size === 0) return { registry, refused: [] };

@@ -119,6 +119,45 @@ describe('refuseNameClashes', () => {
     expect(clusters(edgeSnapshot!)).toEqual(['api', 'api.dev-x', 'api.dev-x.mirror-m', 'web']);
   });
 
+  it('serves one of the services whose names differ only in case: the one in lower case, or none', () => {
+    // Both are domains of the edge's route configuration, and Envoy compares domains
+    // with ASCII letters lowered: `Web` and `web` would make Envoy refuse it whole.
+    const registry = registryOf({ Web: [''], api: [''], web: [''] });
+    const { registry: served, refused } = refuseNameClashes(registry, emptyRuleSet());
+    expect(refused).toEqual([
+      {
+        service: 'Web',
+        subset: 'stable',
+        cluster: 'Web',
+        instances: ['Web/0'],
+        reason: 'service "web" would have the domain "web" too (Envoy compares domains without case)',
+      },
+    ]);
+    // What Envoy makes of both is shown on the real one: test/integration/registry-domains-envoy.test.ts.
+    const [edgeSnapshot] = snapshots(served, emptyRuleSet());
+    expect(clusters(edgeSnapshot!)).toEqual(['api', 'web']);
+    // Neither is in lower case: neither keeps the domain.
+    const both = refuseNameClashes(registryOf({ WEB: [''], Web: [''], api: [''] }), emptyRuleSet());
+    expect(both.refused.map((r) => [r.service, r.reason])).toEqual([
+      ['WEB', 'service "Web" would have the domain "web" too (Envoy compares domains without case)'],
+      ['Web', 'service "WEB" would have the domain "web" too (Envoy compares domains without case)'],
+    ]);
+    expect([...both.registry.services.keys()]).toEqual(['api']);
+    // Envoy lowers ASCII letters only: these are two domains, and a capital alone is no clash.
+    const apart = registryOf({ Api: [''], 'ünï': [''], 'Ünï': [''] });
+    expect(refuseNameClashes(apart, emptyRuleSet())).toEqual({ registry: apart, refused: [] });
+  });
+
+  it('finds a service in lower case that arrives after its capitalised namesake, and serves that one again once it leaves', () => {
+    const before = registryOf({ Web: [''], api: [''] });
+    expect(refuseNameClashes(before, emptyRuleSet()).refused).toEqual([]);
+    const web = registryOf({ web: [''] }).services.get('web')!;
+    const after: Registry = { services: new Map([...before.services, ['web', web]]), changes: { since: before.services, services: new Set(['web']) } };
+    expect(refuseNameClashes(after, emptyRuleSet()).refused.map((r) => r.service)).toEqual(['Web']);
+    const gone: Registry = { services: new Map(before.services), changes: { since: after.services, services: new Set(['web']) } };
+    expect(refuseNameClashes(gone, emptyRuleSet())).toEqual({ registry: gone, refused: [] });
+  });
+
   it("never serves a service named like a sidecar's local application", () => {
     const registry = registryOf({ local_app_8080: [''], web: [''] });
     expect(() => snapshots(registry, emptyRuleSet())).toThrow(/duplicate cds resource "local_app_8080"/);
