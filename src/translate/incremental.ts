@@ -68,14 +68,13 @@ interface TagsEntry {
   key: string;
 }
 
-/** One entry per list of tags: services that share a list share its entry, and its key. */
-const tagEntries = new WeakMap<readonly string[], TagsEntry>();
-
-function tagsEntry(tags: readonly string[]): TagsEntry {
-  let entry = tagEntries.get(tags);
-  if (!entry) tagEntries.set(tags, (entry = { tags, key: tags.join(',') }));
-  return entry;
-}
+/**
+ * A list of tags and its key. Made once per rule set for the defaults, which most
+ * services share (IncrementalTranslator.tags), and once per service a rule sends to:
+ * routingTags makes that service's list anew, so an entry kept by list would never be
+ * found again (a WeakMap insert per such service on every full build).
+ */
+const tagsEntry = (tags: readonly string[]): TagsEntry => ({ tags, key: tags.join(',') });
 
 const resourceKey = (r: Resource): string => `${r.typeUrl} ${r.name}`;
 
