@@ -1,6 +1,7 @@
 // Which kind of proxy is asking, read from its node: `metadata.role` and the ports it
 // opens (README, "Proxy roles"). Proxies with equal keys get the same snapshot, so the
 // key holds exactly what changes their configuration and nothing else.
+import { SHADOW_SUBSET } from '../model/rules.js';
 
 export type ProxyKey =
   | {
@@ -44,6 +45,20 @@ const text = (value: unknown, fallback: string, field: string): string => {
   return value;
 };
 
+/**
+ * A sidecar's subset, compared exactly: only `shadow` gets the write stand-in. A
+ * variant of it (`Shadow`, ` shadow`) is refused rather than served as a production
+ * sidecar whose writes would go through: a shadow misspelt in its bootstrap fails
+ * closed, with the field named.
+ */
+function sidecarSubset(value: unknown): string {
+  const subset = text(value, 'stable', 'subset');
+  if (subset !== SHADOW_SUBSET && subset.trim().toLowerCase() === SHADOW_SUBSET) {
+    throw new ProxyKeyError(`node.metadata.subset: ${JSON.stringify(subset)} is not "${SHADOW_SUBSET}": subsets are compared exactly, and only "${SHADOW_SUBSET}" has its writes stood in for`);
+  }
+  return subset;
+}
+
 /** Reads the key from a node; a wrong field is refused with its name. */
 export function proxyKeyOf(cluster: string, metadata: Record<string, unknown> | undefined): ProxyKey {
   const m = metadata ?? {};
@@ -61,7 +76,7 @@ export function proxyKeyOf(cluster: string, metadata: Record<string, unknown> | 
       if (cluster === '') throw new ProxyKeyError('node.cluster: a sidecar names its service in node.cluster');
       return {
         role: 'sidecar',
-        subset: text(m.subset, 'stable', 'subset'),
+        subset: sidecarSubset(m.subset),
         address,
         outboundPort: port(m.outbound_port, 15001, 'outbound_port'),
         inboundPort: port(m.inbound_port, 15006, 'inbound_port'),
