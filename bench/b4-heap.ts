@@ -7,12 +7,16 @@
 // one-off costs), a heap snapshot, N more idle streams, a second heap snapshot. What
 // grows between the two, over N, is what one more stream costs the JS heap and the
 // native objects Node reports into the snapshot (the HTTP/2 sessions with nghttp2's
-// memory among them). Printed, and written to dist/bench/out/b4-heap.md.
+// memory among them). Printed, and written to dist/bench/out/b4-heap.md; with
+// `--floor`, the same on B4's floor (bench/lib/bare-grpc.ts), to b4-floor-heap.md.
 import { writeFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { benchModel } from './lib/model.js';
 import { AppPipeline, EDGE_GROUP, EDGE_KEY, EDGE_METADATA, EDGE_ROUTE_CONFIG } from './lib/pipeline.js';
-import { connectFleet, startControlPlane } from './lib/control-plane.js';
+import { connectFleet, startControlPlane, waitUntil } from './lib/control-plane.js';
+import { BareGrpcServer, type SyncResponse } from './lib/bare-grpc.js';
+import { PUSH_ORDER } from '../src/xds/resources.js';
+import { encodeDiscoveryResponse } from '../src/xds/wire.js';
 import { Fleet } from './lib/fleet.js';
 import { HeapSnapshot } from './lib/heap-snapshot.js';
 import { heapAndExternal, heapData, idleSample, type MemorySample } from './lib/memory-steps.js';
@@ -20,7 +24,7 @@ import { outPath } from './lib/paths.js';
 import { progress } from './lib/report.js';
 
 const SERVICES = 10_000;
-const N = Number(process.argv[2] ?? 100);
+const N = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 100);
 /** Categories whose instances are per stream: their retained sizes are reported too. */
 const PER_STREAM_ROOTS = [
   // Ours (src/xds): the stream and its per-type state.
@@ -39,7 +43,50 @@ const PER_STREAM_ROOTS = [
   '(synthetic) Node / TCPSocketWrap',
 ];
 
+/** `--floor`: the same on B4's floor (a bare grpc-js server sending padding of the sync's sizes), to set beside the xDS server's. */
+const FLOOR = process.argv.includes('--floor');
+const LABEL = FLOOR ? 'b4-floor' : 'b4';
+
+/** The sizes of the responses an edge proxy is sent at this size, as B4's floor pads them. */
+function edgeSyncSizes(): SyncResponse[] {
+  const pipeline = new AppPipeline();
+  pipeline.addGroup(EDGE_KEY);
+  const snapshot = pipeline.rebuild(benchModel({ services: SERVICES })).snapshots.get(EDGE_GROUP)!;
+  return PUSH_ORDER.map((typeUrl) => ({
+    typeUrl,
+    bytes: encodeDiscoveryResponse({ versionInfo: snapshot.version(typeUrl), typeUrl, nonce: '1', resources: [...snapshot.resources(typeUrl).values()], controlPlaneId: 'shadowplane/bench' }).length,
+  }));
+}
+
+async function floorSnapshots(): Promise<{ files: [string, string]; memory: [MemorySample, MemorySample] }> {
+  const server = new BareGrpcServer(edgeSyncSizes());
+  const port = await server.start();
+  const fleet = await Fleet.start(2, 4096);
+  try {
+    const files: string[] = [];
+    const memory: MemorySample[] = [];
+    for (const step of [1, 2]) {
+      const target = step * N;
+      while (server.held < target) {
+        const next = Math.min(target, server.held + 20);
+        await fleet.open(next - server.held, { port, spreadMs: 0, metadata: EDGE_METADATA, routeConfigs: [EDGE_ROUTE_CONFIG] });
+        const settled = async (): Promise<boolean> => server.held === next && server.requests >= 2 * next && (await fleet.stats()).synced >= next;
+        await waitUntil(settled, `${next} held calls`, 120_000, 50);
+      }
+      memory.push(await idleSample(server.held, 1000));
+      files.push(v8.writeHeapSnapshot(outPath(`${LABEL}-${target}-streams.heapsnapshot`)));
+      progress(`${target} idle streams: heap snapshot ${files.at(-1)}`);
+    }
+    return { files: files as [string, string], memory: memory as [MemorySample, MemorySample] };
+  } finally {
+    await fleet.close().catch(() => {});
+    await fleet.stop();
+    await server.stop();
+  }
+}
+
 async function snapshots(): Promise<{ files: [string, string]; memory: [MemorySample, MemorySample] }> {
+  if (FLOOR) return floorSnapshots();
   const cp = await startControlPlane(outPath('b4-heap-server.log'));
   const pipeline = new AppPipeline(cp.cache);
   pipeline.addGroup(EDGE_KEY);
@@ -76,7 +123,7 @@ const say = (line = ''): void => {
   console.log(line);
 };
 
-say(`# B4: what one more idle stream holds (${N} → ${2 * N} streams, ${SERVICES.toLocaleString('en-US')} services)`);
+say(`# B4${FLOOR ? "'s floor (a bare grpc-js server, padded sync)" : ''}: what one more idle stream holds (${N} → ${2 * N} streams, ${SERVICES.toLocaleString('en-US')} services)`);
 say();
 say(`process.memoryUsage(), per stream: RSS ${perStream(memory[1].rss - memory[0].rss)}, heap + external ${perStream(heapAndExternal(memory[1]) - heapAndExternal(memory[0]))} (heap ${perStream(memory[1].heapUsed - memory[0].heapUsed)}, external ${perStream(memory[1].external - memory[0].external)}); of the heap, compiled code and bytecode ${perStream(memory[1].code - memory[0].code)} (what V8 compiled or flushed meanwhile, which B4 leaves out) and the rest ${perStream(heapData(memory[1]) - heapData(memory[0]))}`);
 say(`heap snapshot nodes: ${a.nodeCount.toLocaleString('en-US')} → ${b.nodeCount.toLocaleString('en-US')}`);
@@ -127,4 +174,4 @@ for (const root of PER_STREAM_ROOTS) {
   const [x, y] = [sum(a, retainedA), sum(b, retainedB)];
   say(`| ${root} | ${x.count} → ${y.count} | ${perStream(y.bytes - x.bytes)} | ${y.count ? (y.bytes / y.count).toFixed(0) : '-'} B |`);
 }
-writeFileSync(outPath('b4-heap.md'), `${lines.join('\n')}\n`);
+writeFileSync(outPath(`${LABEL}-heap.md`), `${lines.join('\n')}\n`);
