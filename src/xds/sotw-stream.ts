@@ -485,7 +485,7 @@ export class SotwStream extends StreamBase implements ClientView {
    * subscribes to nothing new).
    */
   private holdsAcrossStreams(st: TypeState): boolean {
-    return st.wildcard || this.nodeInfo?.user_agent_name === 'envoy';
+    return st.wildcard || this.userAgentName === 'envoy';
   }
 
   /**

@@ -80,8 +80,9 @@ function kindOf(node: Node, group: string): NodeKind {
 }
 
 export abstract class StreamBase implements ClientView, SnapshotWatcher {
-  protected node?: Node;
-  protected group = '';
+  /** The node's id, and its kind: all it says but its id, shared by the streams of its kind (set together, by the first request). */
+  private clientId = '';
+  private nodeKind?: NodeKind;
   protected snapshot?: Snapshot;
   protected closed = false;
   private writable = true;
@@ -98,16 +99,27 @@ export abstract class StreamBase implements ClientView, SnapshotWatcher {
   }
 
   get nodeId(): string {
-    return this.node?.id ?? '';
+    return this.clientId;
   }
 
+  /** The node, made when asked for (CSDS): a stream keeps only its id and its kind. */
   get nodeInfo(): Node | undefined {
-    return this.node;
+    return this.nodeKind && { id: this.clientId, ...this.nodeKind.node };
+  }
+
+  /** Its node's `user_agent_name` (`envoy` for Envoy). */
+  protected get userAgentName(): string | undefined {
+    return this.nodeKind?.node.user_agent_name;
+  }
+
+  /** The group whose snapshots the stream gets; '' before its first request. */
+  protected get group(): string {
+    return this.nodeKind?.group ?? '';
   }
 
   /** Checks the node of a request. Returns false (and ends the stream) when it is wrong. */
   protected acceptNode(node: Node | undefined): boolean {
-    if (!this.node) {
+    if (!this.nodeKind) {
       if (!node?.id) {
         this.fail(GrpcStatus.INVALID_ARGUMENT, 'the first request on a stream must carry node.id');
         return false;
@@ -120,16 +132,14 @@ export abstract class StreamBase implements ClientView, SnapshotWatcher {
         this.fail(GrpcStatus.INVALID_ARGUMENT, err instanceof Error ? err.message : String(err));
         return false;
       }
-      const kind = kindOf(node, group);
-      const { cluster, metadata, user_agent_name, user_agent_version } = kind.node;
-      this.node = { id: node.id, cluster, metadata, user_agent_name, user_agent_version };
-      this.group = kind.group;
+      this.clientId = node.id;
+      this.nodeKind = kindOf(node, group);
       this.snapshot = this.options.watcher.get(this.group);
       this.options.watcher.watch(this.group, this);
       return true;
     }
-    if (node?.id && node.id !== this.node.id) {
-      this.fail(GrpcStatus.INVALID_ARGUMENT, `node.id changed on the stream from "${this.node.id}" to "${node.id}"`);
+    if (node?.id && node.id !== this.clientId) {
+      this.fail(GrpcStatus.INVALID_ARGUMENT, `node.id changed on the stream from "${this.clientId}" to "${node.id}"`);
       return false;
     }
     return true;
@@ -154,7 +164,7 @@ export abstract class StreamBase implements ClientView, SnapshotWatcher {
    * reconnecting together then cannot hold the event loop for all their responses.
    */
   protected pump(): void {
-    if (this.closed || !this.writable || !this.node) return;
+    if (this.closed || !this.writable || !this.nodeKind) return;
     const budget = this.options.pumpsPerTurn;
     if (budget === undefined) {
       this.pumpOnce();
@@ -176,7 +186,7 @@ export abstract class StreamBase implements ClientView, SnapshotWatcher {
 
   /** Called for a stream whose pump was put off to this turn. */
   pumpDue(): void {
-    if (this.closed || !this.writable || !this.node) return;
+    if (this.closed || !this.writable || !this.nodeKind) return;
     this.pumpOnce();
   }
 
@@ -254,8 +264,8 @@ export abstract class StreamBase implements ClientView, SnapshotWatcher {
     if (this.closed) return;
     this.closed = true;
     turn.due.delete(this);
-    if (this.node) this.options.watcher.unwatch(this.group, this);
+    if (this.nodeKind) this.options.watcher.unwatch(this.group, this);
     if (this.gateTimer) clearTimeout(this.gateTimer);
-    this.options.callbacks.onStreamClose({ stream_id: this.id, kind: this.kind, peer: this.peer, node_id: this.node?.id, reason });
+    this.options.callbacks.onStreamClose({ stream_id: this.id, kind: this.kind, peer: this.peer, node_id: this.nodeKind && this.clientId, reason });
   }
 }
