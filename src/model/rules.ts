@@ -140,13 +140,13 @@ export const routeSchema = z
   .strict()
   .meta({ exactlyOneOf: ['to', 'split'] });
 
-export const DEFAULT_MIRROR_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
-
 /**
  * Methods a copy may send anywhere: a `shadow` subset's sidecars answer every other
  * method with settings.stand_in_status, and no other subset's sidecars do.
  */
 export const READ_ONLY_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
+/** A mirror copies only what cannot write unless its rule says otherwise. */
+export const DEFAULT_MIRROR_METHODS: readonly string[] = READ_ONLY_METHODS;
 /** The subset whose sidecars stand in for writes (translate.ts: a sidecar of this subset). */
 export const SHADOW_SUBSET = 'shadow';
 
