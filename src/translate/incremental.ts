@@ -79,7 +79,7 @@ const tagsEntry = (tags: readonly string[]): TagsEntry => ({ tags, key: tags.joi
 const resourceKey = (r: Resource): string => `${r.typeUrl} ${r.name}`;
 
 /** Throws if a new resource takes a name another owner still holds, or two take one. */
-function refuseNameClashes(current: Snapshot, upserts: readonly Resource[], released: ReadonlySet<string>): void {
+function refuseNamesTakenTwice(current: Snapshot, upserts: readonly Resource[], released: ReadonlySet<string>): void {
   const seen = new Set<string>();
   for (const r of upserts) {
     const key = resourceKey(r);
@@ -214,7 +214,7 @@ export class IncrementalTranslator {
       return snapshot;
     }
     const change = this.changeSince(last, model);
-    refuseNameClashes(last.snapshot, change.upserts, change.released);
+    refuseNamesTakenTwice(last.snapshot, change.upserts, change.released);
     const snapshot = last.snapshot.update(change.upserts, change.removed);
     for (const [name, entry] of change.services) {
       if (entry) last.services.set(name, entry);
