@@ -7,6 +7,7 @@ import protobuf from 'protobufjs';
 import { encodeMessage, resourceName, type ResourceObject, type ResourceTypeUrl } from './resources.js';
 import { referencesOf, type Reference } from './references.js';
 import { putVarint, varintSize } from './proto-writer.js';
+import { murmur3x86Words } from './content-hash.js';
 
 /** 16 hex characters of SHA-256: collisions are not a practical concern at our scale. */
 export function contentHash(...parts: (string | Uint8Array)[]): string {
@@ -30,9 +31,8 @@ function typeUrlField(typeUrl: string): Buffer {
   return field;
 }
 
-/** Bytes `at`…`at + 3` of a digest given one character per byte, as a signed 32-bit integer. */
-const digestWord = (digest: string, at: number): number =>
-  (digest.charCodeAt(at) << 24) | (digest.charCodeAt(at + 1) << 16) | (digest.charCodeAt(at + 2) << 8) | digest.charCodeAt(at + 3);
+/** Where fromMessage has each message's hash written: one array for every resource. */
+const words = new Int32Array(2);
 
 /** A 32-bit integer (signed or not) as 8 hex digits. */
 export const hex8 = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
@@ -49,16 +49,16 @@ export class Resource {
     private readonly sotw: Uint8Array,
     /** Where the Any starts in `sotw`. */
     private readonly anyStart: number,
-    /** The first 64 bits of the encoded message's SHA-256, high and low halves as int32. */
+    /** The encoded message's 64-bit content hash (content-hash.ts), high and low halves as int32. */
     private readonly high: number,
     private readonly low: number,
     readonly references: readonly Reference[],
   ) {}
 
   /**
-   * Hash of the encoded message (16 hex characters of its SHA-256, as contentHash
-   * gives): equal in every process for equal content. Made on first use: a full build
-   * makes tens of thousands of resources, and only streams read their versions.
+   * Hash of the encoded message (16 hex characters of its 64-bit content hash, see
+   * content-hash.ts): equal in every process for equal content. Made on first use: a
+   * full build makes tens of thousands of resources, and only streams read their versions.
    */
   get version(): string {
     this.versionText ??= hex8(this.high) + hex8(this.low);
@@ -105,10 +105,8 @@ export class Resource {
     const pos = anyStart + urlField.length;
     sotw[pos] = (2 << 3) | 2;
     sotw.set(message, putVarint(sotw, pos + 1, length));
-    // 'binary' (latin1) gives one character per byte of the digest: half the time of
-    // hex on messages this short, and nothing to parse.
-    const digest = hash('sha256', message, 'binary');
-    return new Resource(typeUrl, name, sotw, anyStart, digestWord(digest, 0), digestWord(digest, 4), references);
+    murmur3x86Words(message, words);
+    return new Resource(typeUrl, name, sotw, anyStart, words[0]!, words[1]!, references);
   }
 
   /**
