@@ -20,7 +20,7 @@ import { XdsServer } from './xds/server.js';
 import { loggingCallbacks } from './xds/logging-callbacks.js';
 import { groupKey, proxyKeyOf, type ProxyKey } from './translate/proxy.js';
 import { IncrementalTranslator } from './translate/incremental.js';
-import { refuseNameClashes, type RefusedSubset } from './translate/name-clashes.js';
+import { describeRefusal, refuseNameClashes, type RefusedSubset } from './translate/name-clashes.js';
 import type { Node } from './xds/wire.js';
 import { buildAdminServer, type ProxyStatus } from './admin/server.js';
 import { createMetrics } from './admin/metrics.js';
@@ -62,10 +62,7 @@ export function createShadowplane(config: Config, logger: Logger): Shadowplane {
     const before = new Set(served?.refused.map(refusalKey));
     for (const r of result.refused) {
       if (before.has(refusalKey(r))) continue;
-      log.error(
-        { service: r.service, subset: r.subset, cluster: r.cluster, instance_ids: r.instances },
-        `${r.subset === 'stable' ? `service "${r.service}"` : `subset "${r.subset}" of service "${r.service}"`} is not served: ${r.reason}, and Envoy takes each cluster name once`,
-      );
+      log.error({ service: r.service, subset: r.subset, cluster: r.cluster, instance_ids: r.instances }, describeRefusal(r));
     }
     metrics.subsetsRefused(result.refused.length);
     served = { registry, rules, model: { registry: result.registry, rules }, refused: result.refused };

@@ -27,17 +27,26 @@ import { routingTags } from './clusters.js';
 import { claimHeaders } from './filters.js';
 import { clusterName, jwksClusterName, mirrorClusterName } from './names.js';
 
-/** A registry subset that is not served because its cluster's name is taken. */
+/** A registry subset that is not served because its cluster's name, or its service's domain, is taken. */
 export interface RefusedSubset {
   readonly service: string;
   /** `stable`: the whole service is left out. */
   readonly subset: string;
   /** The cluster name it would have had. */
   readonly cluster: string;
+  /** What another owner has: the cluster name, or the service's virtual host domain (as Envoy compares domains). */
+  readonly taken: 'cluster' | 'domain';
   /** Instances left out with it, by id. */
   readonly instances: readonly string[];
   /** Who else has the name, for the log and the status page. */
   readonly reason: string;
+}
+
+/** What the log says of a refusal: what is left out, who has its name, and why that matters to Envoy. */
+export function describeRefusal(r: RefusedSubset): string {
+  const what = r.subset === STABLE_SUBSET ? `service "${r.service}"` : `subset "${r.subset}" of service "${r.service}"`;
+  const rule = r.taken === 'domain' ? 'each domain once in a route configuration' : 'each cluster name once';
+  return `${what} is not served: ${r.reason}, and Envoy takes ${rule}`;
 }
 
 const LOCAL_APP = /^local_app_\d+$/;
@@ -185,9 +194,9 @@ export function refuseNameClashes(registry: Registry, rules: RuleSet): { registr
   }
   const byOwner = (a: Claimant, b: Claimant): number => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.subset < b.subset ? -1 : a.subset > b.subset ? 1 : 0);
 
-  const lost = new Map<string, { claimant: Claimant; cluster: string; reason: string }>();
-  const lose = (claimant: Claimant, cluster: string, reason: string): void => {
-    lost.set(`${claimant.service}\u0000${claimant.subset}`, { claimant, cluster, reason });
+  const lost = new Map<string, { claimant: Claimant; cluster: string; taken: RefusedSubset['taken']; reason: string }>();
+  const lose = (claimant: Claimant, cluster: string, reason: string, taken: RefusedSubset['taken'] = 'cluster'): void => {
+    lost.set(`${claimant.service}\u0000${claimant.subset}`, { claimant, cluster, taken, reason });
   };
   for (const service of subsets.keys()) {
     if (LOCAL_APP.test(service)) lose({ service, subset: STABLE_SUBSET, dotted: false }, service, `"${service}" is the name of a sidecar's local application cluster`);
@@ -221,16 +230,17 @@ export function refuseNameClashes(registry: Registry, rules: RuleSet): { registr
     if (holders.length < 2) continue;
     for (const service of capitalised) {
       const others = holders.filter((o) => o !== service).map((o) => `service "${o}"`).join(' and ');
-      lose({ service, subset: STABLE_SUBSET, dotted: false }, clusterName(service, STABLE_SUBSET), `${others} would have the domain "${domain}" too (Envoy compares domains without case)`);
+      lose({ service, subset: STABLE_SUBSET, dotted: false }, clusterName(service, STABLE_SUBSET), `${others} would have the domain "${domain}" too (Envoy compares domains without case)`, 'domain');
     }
   }
   if (lost.size === 0) return { registry, refused: [] };
 
   const refused: RefusedSubset[] = [...lost.values()]
-    .map(({ claimant: { service, subset }, cluster, reason }) => ({
+    .map(({ claimant: { service, subset }, cluster, taken, reason }) => ({
       service,
       subset,
       cluster,
+      taken,
       instances: (subset === STABLE_SUBSET ? registry.services.get(service)!.instances : (subsets.get(service)?.get(subset) ?? [])).map((i) => i.id),
       reason,
     }))

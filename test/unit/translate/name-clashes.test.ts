@@ -6,7 +6,7 @@ import { emptyRuleSet, type RuleSet } from '../../../src/model/rules.js';
 import type { Instance, Registry, Service } from '../../../src/model/types.js';
 import { readRuleText, validateRules } from '../../../src/model/validate-rules.js';
 import { IncrementalTranslator } from '../../../src/translate/incremental.js';
-import { refuseNameClashes } from '../../../src/translate/name-clashes.js';
+import { describeRefusal, refuseNameClashes } from '../../../src/translate/name-clashes.js';
 import { groupKey, type ProxyKey } from '../../../src/translate/proxy.js';
 import { Snapshot } from '../../../src/xds/cache.js';
 import { TypeUrl } from '../../../src/xds/resources.js';
@@ -79,10 +79,14 @@ describe('refuseNameClashes', () => {
         service: 'a.dev-x',
         subset: 'stable',
         cluster: 'a.dev-x',
+        taken: 'cluster',
         instances: ['a.dev-x/0'],
         reason: 'subset "dev-x" of service "a" would have the cluster name "a.dev-x" too',
       },
     ]);
+    expect(describeRefusal(refused[0]!)).toBe(
+      'service "a.dev-x" is not served: subset "dev-x" of service "a" would have the cluster name "a.dev-x" too, and Envoy takes each cluster name once',
+    );
     expect([...served.services.keys()]).toEqual(['a', 'b']);
     for (const snapshot of snapshots(served, emptyRuleSet())) {
       expect(snapshot.inconsistencies()).toEqual([]);
@@ -129,10 +133,15 @@ describe('refuseNameClashes', () => {
         service: 'Web',
         subset: 'stable',
         cluster: 'Web',
+        taken: 'domain',
         instances: ['Web/0'],
         reason: 'service "web" would have the domain "web" too (Envoy compares domains without case)',
       },
     ]);
+    // The log names the domain as what is taken, not a cluster name.
+    expect(describeRefusal(refused[0]!)).toBe(
+      'service "Web" is not served: service "web" would have the domain "web" too (Envoy compares domains without case), and Envoy takes each domain once in a route configuration',
+    );
     // What Envoy makes of both is shown on the real one: test/integration/registry-domains-envoy.test.ts.
     const [edgeSnapshot] = snapshots(served, emptyRuleSet());
     expect(clusters(edgeSnapshot!)).toEqual(['api', 'web']);
