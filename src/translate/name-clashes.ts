@@ -27,29 +27,41 @@ import { routingTags } from './clusters.js';
 import { claimHeaders } from './filters.js';
 import { clusterName, jwksClusterName, mirrorClusterName } from './names.js';
 
-/** A registry subset that is not served because its cluster's name, or its service's domain, is taken. */
+/** A registry subset that is not served: its cluster's name or its service's domain is taken, or the domain would be a wildcard. */
 export interface RefusedSubset {
   readonly service: string;
   /** `stable`: the whole service is left out. */
   readonly subset: string;
   /** The cluster name it would have had. */
   readonly cluster: string;
-  /** What another owner has: the cluster name, or the service's virtual host domain (as Envoy compares domains). */
-  readonly taken: 'cluster' | 'domain';
+  /**
+   * What is wrong with the name: another owner has the cluster name (`cluster`) or the
+   * service's virtual host domain as Envoy compares domains (`domain`), or Envoy would
+   * read the domain as a wildcard (`wildcard`).
+   */
+  readonly kind: 'cluster' | 'domain' | 'wildcard';
   /** Instances left out with it, by id. */
   readonly instances: readonly string[];
-  /** Who else has the name, for the log and the status page. */
+  /** Who else has the name (or what the name would do), for the log and the status page. */
   readonly reason: string;
 }
+
+const ENVOY_RULE: Record<RefusedSubset['kind'], string> = {
+  cluster: ', and Envoy takes each cluster name once',
+  domain: ', and Envoy takes each domain once in a route configuration',
+  wildcard: '',
+};
 
 /** What the log says of a refusal: what is left out, who has its name, and why that matters to Envoy. */
 export function describeRefusal(r: RefusedSubset): string {
   const what = r.subset === STABLE_SUBSET ? `service "${r.service}"` : `subset "${r.subset}" of service "${r.service}"`;
-  const rule = r.taken === 'domain' ? 'each domain once in a route configuration' : 'each cluster name once';
-  return `${what} is not served: ${r.reason}, and Envoy takes ${rule}`;
+  return `${what} is not served: ${r.reason}${ENVOY_RULE[r.kind]}`;
 }
 
 const LOCAL_APP = /^local_app_\d+$/;
+
+/** Whether Envoy reads a name as a wildcard domain: a `*` at its start or end (one inside is a plain character). */
+const isWildcardDomain = (name: string): boolean => name.startsWith('*') || name.endsWith('*');
 
 /** Whether a name holds an ASCII capital: Envoy lowers those (and only those) when it compares domains. */
 function hasAsciiCapital(name: string): boolean {
@@ -101,7 +113,8 @@ function ruleClusters(rules: RuleSet): Map<string, string> {
 /**
  * Only these services can take a name twice: those with a dot in their name or in a
  * routing tag, those named like a local app, those with a capital in their name (a
- * domain another service may hold in lower case), and those with a tag that would
+ * domain another service may hold in lower case), those whose name starts or ends with
+ * `*` (a wildcard domain, refused whatever else there is), and those with a tag that would
  * give a subset one of the rules' cluster names (see ruleNameRests). Worked out per registry
  * state; from the last state and the services that changed when the source says which
  * (registry.changes), so one changed instance among 10,000 services costs a look at one.
@@ -120,7 +133,7 @@ function suspectsOf(registry: Registry, rules: RuleSet): ReadonlySet<string> {
   const isSuspect = (name: string): boolean => {
     const service = registry.services.get(name);
     if (!service) return false;
-    if (name.includes('.') || (name.startsWith('local_app_') && LOCAL_APP.test(name)) || hasAsciiCapital(name)) return true;
+    if (name.includes('.') || isWildcardDomain(name) || (name.startsWith('local_app_') && LOCAL_APP.test(name)) || hasAsciiCapital(name)) return true;
     if (hasDottedRoutingTag(service, rules, registry.routingTags)) return true;
     const rests = restsByName.get(name);
     return rests !== undefined && rests.some((rest) => rest === '' || service.instances.some((i) => i.tags.includes(rest)));
@@ -194,9 +207,9 @@ export function refuseNameClashes(registry: Registry, rules: RuleSet): { registr
   }
   const byOwner = (a: Claimant, b: Claimant): number => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.subset < b.subset ? -1 : a.subset > b.subset ? 1 : 0);
 
-  const lost = new Map<string, { claimant: Claimant; cluster: string; taken: RefusedSubset['taken']; reason: string }>();
-  const lose = (claimant: Claimant, cluster: string, reason: string, taken: RefusedSubset['taken'] = 'cluster'): void => {
-    lost.set(`${claimant.service}\u0000${claimant.subset}`, { claimant, cluster, taken, reason });
+  const lost = new Map<string, { claimant: Claimant; cluster: string; kind: RefusedSubset['kind']; reason: string }>();
+  const lose = (claimant: Claimant, cluster: string, reason: string, kind: RefusedSubset['kind'] = 'cluster'): void => {
+    lost.set(`${claimant.service}\u0000${claimant.subset}`, { claimant, cluster, kind, reason });
   };
   for (const service of subsets.keys()) {
     if (LOCAL_APP.test(service)) lose({ service, subset: STABLE_SUBSET, dotted: false }, service, `"${service}" is the name of a sidecar's local application cluster`);
@@ -233,14 +246,23 @@ export function refuseNameClashes(registry: Registry, rules: RuleSet): { registr
       lose({ service, subset: STABLE_SUBSET, dotted: false }, clusterName(service, STABLE_SUBSET), `${others} would have the domain "${domain}" too (Envoy compares domains without case)`, 'domain');
     }
   }
+  // A `*` at either end of a domain makes it a wildcard for Envoy: service `*` would
+  // take every request no other service matches, `x:*` would repeat the domain that
+  // service `x` has for its ports (and Envoy would refuse the route configuration).
+  // Last, so this reason is the one given for such a service.
+  for (const service of suspects) {
+    if (isWildcardDomain(service)) {
+      lose({ service, subset: STABLE_SUBSET, dotted: false }, clusterName(service, STABLE_SUBSET), `its name starts or ends with "*", which makes its domain an Envoy wildcard that takes requests for other hosts`, 'wildcard');
+    }
+  }
   if (lost.size === 0) return { registry, refused: [] };
 
   const refused: RefusedSubset[] = [...lost.values()]
-    .map(({ claimant: { service, subset }, cluster, taken, reason }) => ({
+    .map(({ claimant: { service, subset }, cluster, kind, reason }) => ({
       service,
       subset,
       cluster,
-      taken,
+      kind,
       instances: (subset === STABLE_SUBSET ? registry.services.get(service)!.instances : (subsets.get(service)?.get(subset) ?? [])).map((i) => i.id),
       reason,
     }))

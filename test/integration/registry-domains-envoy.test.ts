@@ -1,8 +1,9 @@
-// Service names are virtual host domains, and Envoy compares domains with ASCII letters
-// lowered: a registry with `Web` and `web` (Consul keeps them apart) would give the
-// edge and access gateways a route configuration the real Envoy refuses whole. Shown
-// here on `envoy --mode validate`, before and after refuseNameClashes, with the same
-// static bootstraps the golden outputs are checked through.
+// Service names are virtual host domains. Envoy compares domains with ASCII letters
+// lowered, and reads a `*` at either end of one as a wildcard: a registry with `Web`
+// and `web`, or with `x` and `x:*` (Consul keeps all four), would give the edge and
+// access gateways a route configuration the real Envoy refuses whole. Shown here on
+// `envoy --mode validate`, before and after refuseNameClashes, with the same static
+// bootstraps the golden outputs are checked through.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +29,7 @@ function registryOf(names: string[]): Registry {
   return { services: new Map(names.map((name) => [name, service(name)])) };
 }
 
-describe.skipIf(!hasBinary('envoy'))('services whose names differ only in case: envoy --mode validate', () => {
+describe.skipIf(!hasBinary('envoy'))('service names Envoy would read as one domain: envoy --mode validate', () => {
   let envoy = '';
   let dir = '';
   beforeAll(() => {
@@ -40,8 +41,6 @@ describe.skipIf(!hasBinary('envoy'))('services whose names differ only in case: 
   });
 
   const golden = parseGoldenInput('domains.yaml', INPUT);
-  // Code-unit order, as sources hand services over.
-  const registry = registryOf(['Web', 'api', 'web']);
 
   /** Each proxy's configuration for `model`, as Envoy validates it. */
   async function validate(model: Model, label: string): Promise<ValidateResult[]> {
@@ -62,16 +61,24 @@ describe.skipIf(!hasBinary('envoy'))('services whose names differ only in case: 
     return results;
   }
 
-  it('Envoy refuses both gateways\' routes when the registry is served as it is', async () => {
-    const results = await validate({ ...golden.model, registry }, 'as-is');
-    expect(results.map((r) => r.code !== 0)).toEqual([true, true]);
-    for (const r of results) expect(r.output).toMatch(/Only unique values for domains are permitted\. Duplicate entry of domain web/);
-  });
+  // Code-unit order, as sources hand services over.
+  describe.each([
+    { label: 'case', names: ['Web', 'api', 'web'], refused: ['Web'], duplicate: 'web' },
+    { label: 'wildcard', names: ['api', 'x', 'x:*'], refused: ['x:*'], duplicate: 'x:\\*' },
+  ])('$label: $names', ({ label, names, refused: expected, duplicate }) => {
+    const registry = registryOf(names);
 
-  it('Envoy accepts them once the capitalised service is left out', async () => {
-    const { registry: served, refused } = refuseNameClashes(registry, emptyRuleSet());
-    expect(refused.map((r) => r.service)).toEqual(['Web']);
-    const results = await validate({ ...golden.model, registry: served }, 'served');
-    for (const r of results) expect(r.code, r.output).toBe(0);
+    it("Envoy refuses both gateways' routes when the registry is served as it is", async () => {
+      const results = await validate({ ...golden.model, registry }, `${label}-as-is`);
+      expect(results.map((r) => r.code !== 0)).toEqual([true, true]);
+      for (const r of results) expect(r.output).toMatch(new RegExp(`Only unique values for domains are permitted\\. Duplicate entry of domain ${duplicate} `));
+    });
+
+    it('Envoy accepts them once the service that takes the domain is left out', async () => {
+      const { registry: served, refused } = refuseNameClashes(registry, emptyRuleSet());
+      expect(refused.map((r) => r.service)).toEqual(expected);
+      const results = await validate({ ...golden.model, registry: served }, `${label}-served`);
+      for (const r of results) expect(r.code, r.output).toBe(0);
+    });
   });
 });

@@ -62,6 +62,6 @@ describe('the control plane', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
     expect(metrics).toMatch(/^shadowplane_registry_subsets_refused 1$/m);
     const status = (await (await fetch(`http://127.0.0.1:${adminPort}/v1/status`)).json()) as { refused_subsets: unknown };
-    expect(status.refused_subsets).toEqual([expect.objectContaining({ service: 'api', subset: 'dev-a.mirror-m', taken: 'cluster', instances: ['api-odd-1'] })]);
+    expect(status.refused_subsets).toEqual([expect.objectContaining({ service: 'api', subset: 'dev-a.mirror-m', kind: 'cluster', instances: ['api-odd-1'] })]);
   });
 });

@@ -79,7 +79,7 @@ describe('refuseNameClashes', () => {
         service: 'a.dev-x',
         subset: 'stable',
         cluster: 'a.dev-x',
-        taken: 'cluster',
+        kind: 'cluster',
         instances: ['a.dev-x/0'],
         reason: 'subset "dev-x" of service "a" would have the cluster name "a.dev-x" too',
       },
@@ -133,7 +133,7 @@ describe('refuseNameClashes', () => {
         service: 'Web',
         subset: 'stable',
         cluster: 'Web',
-        taken: 'domain',
+        kind: 'domain',
         instances: ['Web/0'],
         reason: 'service "web" would have the domain "web" too (Envoy compares domains without case)',
       },
@@ -155,6 +155,21 @@ describe('refuseNameClashes', () => {
     // Envoy lowers ASCII letters only: these are two domains, and a capital alone is no clash.
     const apart = registryOf({ Api: [''], 'ünï': [''], 'Ünï': [''] });
     expect(refuseNameClashes(apart, emptyRuleSet())).toEqual({ registry: apart, refused: [] });
+  });
+
+  it('never serves a service whose name Envoy would read as a wildcard domain, and serves one with a * inside', () => {
+    // `x:*` would repeat service x's port domain; `*` would take every unmatched host; `*.b` every subdomain of b.
+    const registry = registryOf({ '*': [''], '*.b': [''], 'a*b': [''], b: [''], x: [''], 'x:*': [''] });
+    const { registry: served, refused } = refuseNameClashes(registry, emptyRuleSet());
+    expect(refused.map((r) => [r.service, r.kind])).toEqual([
+      ['*', 'wildcard'],
+      ['*.b', 'wildcard'],
+      ['x:*', 'wildcard'],
+    ]);
+    expect(describeRefusal(refused[2]!)).toBe('service "x:*" is not served: its name starts or ends with "*", which makes its domain an Envoy wildcard that takes requests for other hosts');
+    expect([...served.services.keys()]).toEqual(['a*b', 'b', 'x']);
+    const [edgeSnapshot] = snapshots(served, emptyRuleSet());
+    expect(clusters(edgeSnapshot!)).toEqual(['a*b', 'b', 'x']);
   });
 
   it('finds a service in lower case that arrives after its capitalised namesake, and serves that one again once it leaves', () => {
