@@ -42,18 +42,27 @@ export function subsetsOf(service: Service, patterns: readonly string[] = DEFAUL
   const isRouting = matcherFor(patterns);
   const stable: Instance[] = [];
   // A handful of subsets, kept in name order as they are found: no map, no sort.
+  // Indexed loops and an insertion by hand: this runs for every service of every full
+  // build, and for-of over tag lists and splice showed in its profile.
   const subsets: { service: string; name: string; instances: Instance[] }[] = [{ service: service.name, name: STABLE_SUBSET, instances: stable }];
-  for (const instance of service.instances) {
+  const instances = service.instances;
+  for (let n = 0; n < instances.length; n++) {
+    const instance = instances[n]!;
+    const tags = instance.tags;
     let routed = false;
-    for (const tag of instance.tags) {
+    for (let t = 0; t < tags.length; t++) {
+      const tag = tags[t]!;
       if (!isRouting(tag)) continue;
       routed = true;
       let i = 0;
       while (i < subsets.length && subsets[i]!.name < tag) i++;
       const at = subsets[i];
       if (at?.name === tag) at.instances.push(instance); // a tag `stable` (`s*` matches it) joins the stable subset
-      else if (!at) subsets.push({ service: service.name, name: tag, instances: [instance] }); // no array for what splice removed
-      else subsets.splice(i, 0, { service: service.name, name: tag, instances: [instance] });
+      else {
+        // Insert at i: move the rest one place along.
+        for (let j = subsets.length; j > i; j--) subsets[j] = subsets[j - 1]!;
+        subsets[i] = { service: service.name, name: tag, instances: [instance] };
+      }
     }
     if (!routed) stable.push(instance);
   }

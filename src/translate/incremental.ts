@@ -141,10 +141,16 @@ export class IncrementalTranslator {
     // Both lists are made at their size: the translator keeps them for every service,
     // and an array grown by push keeps room for 17 entries (about 0.2 KB a service).
     const resources = new Array<Resource>(2 * subsets.length);
-    subsets.forEach((subset, i) => {
-      [resources[2 * i], resources[2 * i + 1]] = subsetResources(subset);
-    });
-    const live = subsets.filter((subset) => subset.instances.length > 0).map((subset) => subset.name);
+    let liveCount = 0;
+    for (let i = 0; i < subsets.length; i++) {
+      const subset = subsets[i]!;
+      const [cluster, endpoints] = subsetResources(subset);
+      resources[2 * i] = cluster;
+      resources[2 * i + 1] = endpoints;
+      if (subset.instances.length > 0) liveCount++;
+    }
+    const live = new Array<string>(liveCount);
+    for (let i = 0, k = 0; i < subsets.length; i++) if (subsets[i]!.instances.length > 0) live[k++] = subsets[i]!.name;
     const entry: ServiceEntry = { instances: service.instances, patterns: key, resources, live };
     this.services.set(name, entry);
     return entry;
