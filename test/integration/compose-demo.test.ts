@@ -11,7 +11,7 @@ import { request } from '../helpers/ads-envoy.js';
 import { backendBody } from '../helpers/backend.js';
 import { dockerCompose, hasDockerCompose, planComposeDemo, readCompose, startComposeDemo, type ComposeDemo } from '../helpers/compose.js';
 import { getJson } from '../helpers/http.js';
-import { showLogsOnFailure, stopAllProcesses } from '../helpers/process.js';
+import { formatLogs, showLogsOnFailure, stopAllProcesses } from '../helpers/process.js';
 import { hasBinary } from '../helpers/tools.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -89,14 +89,21 @@ describe.skipIf(!hasBinary('envoy') || !hasBinary('consul'))('the Compose demo, 
     edge = demo.published(10000);
     webOutbound = demo.published(15001);
     // The Envoys are ready once they hold their first configuration; wait until the
-    // rules and every instance are in it.
+    // rules and every instance are in it. A wait that fails says what it last got and
+    // shows every process's recent output (no test is running yet to show it).
+    const ready = async (port: number, host: string, headers: Record<string, string>, want: string, description: string): Promise<void> => {
+      let last = 'no answer yet';
+      try {
+        await waitFor(async () => (last = await body(port, host, headers)) === want, { description, timeoutMs: 20_000 });
+      } catch (err) {
+        const logs = [demo.serve.process, demo.consul, ...Object.values(demo.envoys)].map(formatLogs).join('\n');
+        throw new Error(`${err instanceof Error ? err.message : String(err)}; the last answer was "${last}"\n${logs}`, { cause: err });
+      }
+    };
     for (const [port, via] of [[edge, 'edge'], [webOutbound, 'web-sidecar']] as const) {
-      await waitFor(async () => (await body(port, 'api', { 'x-beta': 'true' })) === ok('beta'), {
-        description: `${via} to route x-beta: true to beta`,
-        timeoutMs: 20_000,
-      });
+      await ready(port, 'api', { 'x-beta': 'true' }, ok('beta'), `${via} to route x-beta: true to beta`);
     }
-    await waitFor(async () => (await body(edge, 'web')) === ok('web'), { description: 'the edge to reach web', timeoutMs: 20_000 });
+    await ready(edge, 'web', {}, ok('web'), 'the edge to reach web');
   });
 
   afterAll(async () => {
