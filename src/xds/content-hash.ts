@@ -10,8 +10,8 @@
 //
 // A version decides whether a resource changed, not who may change it: the same job
 // Envoy gives its own 64-bit xxHash when it skips a cluster update whose configuration
-// hashes as before. Messages carry their names, so two resources of one type do not
-// meet in a hash by design.
+// hashes as before. Messages carry their names, so two resources of one type always
+// differ in the bytes hashed, and meet in a hash only by chance (about 2^-64 a pair).
 
 const C1 = 0x239b961b;
 const C2 = 0xab0e9789;
