@@ -18,6 +18,8 @@
 // letters lowered, refusing a route configuration that holds one twice: of services
 // whose names differ only in case (Consul keeps `Web` and `web` apart), the one in
 // lower case keeps its domain, and if none is, none does.
+// A name that starts or ends with `*` is never served: Envoy would read its domain as a
+// wildcard and send it requests for other hosts.
 // Pure and deterministic: the same registry and rules give the same answer.
 import { rulesOf, type RuleSet } from '../model/rules.js';
 import { serviceNames } from '../model/service-names.js';

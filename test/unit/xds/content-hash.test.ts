@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { murmur3x86Words } from '../../../src/xds/content-hash.js';
+import { hex8 } from '../../../src/xds/resource.js';
 
 /** h1 and h2 as unsigned hex, the order MurmurHash3_x86_128 writes them in. */
 function words(bytes: Uint8Array): [string, string] {
   const out = new Int32Array(2);
   murmur3x86Words(bytes, out);
-  return [(out[0]! >>> 0).toString(16).padStart(8, '0'), (out[1]! >>> 0).toString(16).padStart(8, '0')];
+  return [hex8(out[0]!), hex8(out[1]!)];
 }
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);

@@ -1,6 +1,6 @@
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
-import { Resource, contentHash } from '../../../src/xds/resource.js';
+import { Resource, contentHash, hex8 } from '../../../src/xds/resource.js';
 import { murmur3x86Words } from '../../../src/xds/content-hash.js';
 import { TypeUrl, decodeAny, encodeAny, encodeMessage } from '../../../src/xds/resources.js';
 
@@ -8,7 +8,7 @@ import { TypeUrl, decodeAny, encodeAny, encodeMessage } from '../../../src/xds/r
 function messageHash(message: Uint8Array): string {
   const out = new Int32Array(2);
   murmur3x86Words(message, out);
-  return [...out].map((w) => (w >>> 0).toString(16).padStart(8, '0')).join('');
+  return hex8(out[0]!) + hex8(out[1]!);
 }
 
 const cluster = { name: 'api.beta', type: 'EDS', eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' } }, connect_timeout: { seconds: 1 } };
