@@ -100,7 +100,11 @@ export function joinProfiles(parts: readonly CpuProfile[]): CpuProfile {
       else nodes.push({ ...n, id: id(n.id), children });
     }
     samples.push(...part.samples.map(id));
-    timeDeltas.push(...part.timeDeltas);
+    // A part's first delta runs from Profiler.start to its first sample, and V8 spends
+    // tens of milliseconds starting up in between (it logs the code already compiled):
+    // summarizeProfile would charge that to the previous part's last sample. It counts
+    // as one sampling interval, as the part's other samples do.
+    timeDeltas.push(part.timeDeltas.length > 1 ? part.timeDeltas[1]! : 0, ...part.timeDeltas.slice(1));
     offset += largest;
   }
   const startTime = parts[0]!.startTime ?? 0;

@@ -32,6 +32,15 @@ describe('joinProfiles', () => {
     expect(summarizeProfile(joined)).toMatch(/busy 9 ms/);
   });
 
+  it("does not charge the profiler's start-up before a stretch's first sample to the stretch before it", () => {
+    // V8 takes tens of milliseconds from Profiler.start to the first sample.
+    const late = profileOf('encode', 3, 7);
+    late.timeDeltas[0] = 60_000;
+    const summary = summarizeProfile(joinProfiles([profileOf('build', 3), late]));
+    expect(summary).toMatch(/busy 6 ms/);
+    expect(summary).toMatch(/3 ms +50\.0 %  build/);
+  });
+
   it('gives back a single stretch as it is', () => {
     const one = profileOf('build', 2);
     expect(joinProfiles([one])).toBe(one);
