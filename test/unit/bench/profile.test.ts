@@ -38,7 +38,7 @@ describe('joinProfiles', () => {
     late.timeDeltas[0] = 60_000;
     const summary = summarizeProfile(joinProfiles([profileOf('build', 3), late]));
     expect(summary).toMatch(/busy 6 ms/);
-    expect(summary).toMatch(/3 ms +50\.0 %  build/);
+    expect(summary).toMatch(/3 ms +50\.0 % {2}build/);
   });
 
   it('gives back a single stretch as it is', () => {
