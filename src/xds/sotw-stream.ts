@@ -189,6 +189,16 @@ class TypeState {
     return st;
   }
 
+  /** The resources of the latest response; none before the first. */
+  get sentResources(): ResourceMap {
+    return this.sent?.resources ?? NONE;
+  }
+
+  /** The resources of the latest response the client ACKed; none before the first ACK. */
+  get ackedResources(): ResourceMap {
+    return this.acked?.resources ?? NONE;
+  }
+
   /** Whether this state is the one streams in it share. */
   get shared(): boolean {
     return this.sent?.settled === this;
@@ -373,15 +383,15 @@ export class SotwStream extends StreamBase implements ClientView {
 
   held(typeUrl: ResourceTypeUrl): Iterable<Resource> {
     const st = this.state(typeUrl);
-    const sent = st?.sent?.resources ?? NONE;
-    const acked = st?.acked?.resources ?? NONE;
+    const sent = st?.sentResources ?? NONE;
+    const acked = st?.ackedResources ?? NONE;
     if (acked === sent) return sent.values();
     // Sent first, then what the client acknowledged and may still run until its next ACK.
     return [...sent.values(), ...[...acked.values()].filter((r) => sent.get(r.name) !== r)];
   }
 
   acked(typeUrl: ResourceTypeUrl): ReadonlyMap<string, Resource> {
-    return this.state(typeUrl)?.acked?.resources ?? NONE;
+    return this.state(typeUrl)?.ackedResources ?? NONE;
   }
 
   status(): TypeStatus[] {
@@ -395,8 +405,8 @@ export class SotwStream extends StreamBase implements ClientView {
           ackedVersion: st.acked?.version,
           nackedVersion: st.nackedVersion,
           lastError: st.lastError,
-          sent: st.sent?.resources ?? NONE,
-          acked: st.acked?.resources ?? NONE,
+          sent: st.sentResources,
+          acked: st.ackedResources,
           updatedAt: this.updatedAt[slot]!,
         },
       ];
@@ -466,7 +476,7 @@ export class SotwStream extends StreamBase implements ClientView {
       if (!due && version === st.sent?.version) continue;
       if (!due && version === st.nackedVersion) continue; // never repeat a rejected version
       const gated = typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.RouteConfiguration;
-      const sent = st.sent?.resources ?? NONE;
+      const sent = st.sentResources;
       const changed = gated ? [...selection.values()].filter((r) => sent.get(r.name)?.version !== r.version) : [];
       if (gated && this.holdBack(this.own(typeUrl), changed, this.state(TypeUrl.Cluster)?.wildcard ?? false)) continue;
       this.respond(this.own(typeUrl), version, selection, all, newNames);
@@ -495,7 +505,7 @@ export class SotwStream extends StreamBase implements ClientView {
    * streams are encoded once, and recorded once (a Delivery).
    */
   private respond(st: TypeState, version: string, selection: ResourceMap, from: ResourceMap, newNames: boolean): void {
-    const previous = st.sent?.resources ?? NONE;
+    const previous = st.sentResources;
     const id = this.options.controlPlaneId;
     const encode = (resources: readonly Resource[]): Encoded => {
       const nonce = (++responseSequence).toString(36);

@@ -266,6 +266,6 @@ export abstract class StreamBase implements ClientView, SnapshotWatcher {
     turn.due.delete(this);
     if (this.nodeKind) this.options.watcher.unwatch(this.group, this);
     if (this.gateTimer) clearTimeout(this.gateTimer);
-    this.options.callbacks.onStreamClose({ stream_id: this.id, kind: this.kind, peer: this.peer, node_id: this.nodeKind && this.clientId, reason });
+    this.options.callbacks.onStreamClose({ stream_id: this.id, kind: this.kind, peer: this.peer, node_id: this.nodeKind ? this.clientId : undefined, reason });
   }
 }
