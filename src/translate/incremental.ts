@@ -16,7 +16,7 @@ import { claimHeaders } from './filters.js';
 import { buildVirtualHost, liveMirrors, plainVirtualHost, type SubsetIndex } from './routes.js';
 import { translateForProxy, type TypedObject } from './translate.js';
 import type { ProxyKey } from './proxy.js';
-import { serviceNames } from '../model/service-names.js';
+import { serviceNames, servicesInOrder } from '../model/service-names.js';
 
 export { EnvoyConstraintError } from './encode.js';
 
@@ -132,8 +132,7 @@ export class IncrementalTranslator {
   }
 
   /** Clusters and endpoints of one service, rebuilt only when its instances or the tags change. */
-  private service(registry: Registry, name: string, rules: RuleSet): ServiceEntry {
-    const service = registry.services.get(name)!;
+  private service(registry: Registry, name: string, rules: RuleSet, service: Service = registry.services.get(name)!): ServiceEntry {
     const { tags, key } = this.tags(rules, name, registry.routingTags);
     const cached = this.services.get(name);
     if (cached && cached.instances === service.instances && cached.patterns === key) return cached;
@@ -173,7 +172,9 @@ export class IncrementalTranslator {
   private sharedParts(model: Model, add: (r: Resource) => void): Resource[] {
     const { registry, rules } = model;
     for (const gone of [...this.services.keys()]) if (!registry.services.has(gone)) this.services.delete(gone);
-    for (const name of serviceNames(registry)) for (const r of this.service(registry, name, rules).resources) add(r);
+    const names = serviceNames(registry);
+    const services = servicesInOrder(registry);
+    for (let i = 0; i < names.length; i++) for (const r of this.service(registry, names[i]!, rules, services[i]).resources) add(r);
     return this.extras(model);
   }
 

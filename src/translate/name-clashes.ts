@@ -22,7 +22,7 @@
 // wildcard and send it requests for other hosts.
 // Pure and deterministic: the same registry and rules give the same answer.
 import { rulesOf, type RuleSet } from '../model/rules.js';
-import { serviceNames } from '../model/service-names.js';
+import { serviceNames, servicesInOrder } from '../model/service-names.js';
 import { isRoutingTag, subsetsOf } from '../model/subsets.js';
 import { STABLE_SUBSET, type Instance, type Registry, type Service } from '../model/types.js';
 import { routingTags } from './clusters.js';
@@ -132,8 +132,7 @@ function suspectsOf(registry: Registry, rules: RuleSet): ReadonlySet<string> {
   const known = suspectsByState.get(registry.services);
   if (known?.rules === rules && known.routingTags === registry.routingTags) return known.names;
   const restsByName = ruleNameRests(rules);
-  const isSuspect = (name: string): boolean => {
-    const service = registry.services.get(name);
+  const isSuspect = (name: string, service: Service | undefined = registry.services.get(name)): boolean => {
     if (!service) return false;
     if (name.includes('.') || isWildcardDomain(name) || (name.startsWith('local_app_') && LOCAL_APP.test(name)) || hasAsciiCapital(name)) return true;
     if (hasDottedRoutingTag(service, rules, registry.routingTags)) return true;
@@ -149,7 +148,10 @@ function suspectsOf(registry: Registry, rules: RuleSet): ReadonlySet<string> {
       else names.delete(name);
     }
   } else {
-    names = new Set(serviceNames(registry).filter(isSuspect));
+    names = new Set();
+    const all = serviceNames(registry);
+    const services = servicesInOrder(registry);
+    for (let i = 0; i < all.length; i++) if (isSuspect(all[i]!, services[i])) names.add(all[i]!);
   }
   suspectsByState.set(registry.services, { rules, routingTags: registry.routingTags, names });
   return names;
