@@ -5,7 +5,7 @@ import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lookupMessage } from '../../../src/xds/protos.js';
 import { adsServiceDefinition } from '../../../src/xds/server.js';
-import { TO_OBJECT_OPTIONS } from '../../../src/xds/resources.js';
+import { TO_OBJECT_OPTIONS, TypeUrl } from '../../../src/xds/resources.js';
 import {
   decodeDeltaDiscoveryRequest,
   decodeDiscoveryRequest,
@@ -241,6 +241,18 @@ describe('decodeDiscoveryRequest', () => {
       expect(sameResourceNameBytes(built, raw(['a']))).toBe(false);
       expect(sameResourceNameBytes(built, built)).toBe(false);
     });
+  });
+
+  it('reads every served type URL, and any other as it came: a byte off, a prefix, longer, a type not served', () => {
+    for (const url of Object.values(TypeUrl)) {
+      expect(decodeDiscoveryRequest(sotw({ type_url: url })).type_url).toBe(url);
+      expect(decodeDeltaDiscoveryRequest(delta({ type_url: url })).type_url).toBe(url);
+    }
+    const lastByteOff = `${EDS.slice(0, -1)}x`;
+    for (const other of [lastByteOff, `X${EDS.slice(1)}`, EDS.slice(0, -1), `${EDS}s`, 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret']) {
+      expect(expectSotwAsBefore(sotw({ type_url: other })).type_url).toBe(other);
+      expect(expectDeltaAsBefore(delta({ type_url: other })).type_url).toBe(other);
+    }
   });
 
   describe('malformed input', () => {
