@@ -127,6 +127,7 @@ describe('decodeDiscoveryRequest', () => {
     ['a NACK with an empty status', { type_url: EDS, response_nonce: 'n2', error_detail: {} }],
     ['a node and a NACK', { type_url: EDS, node: node({ a: 1 }), response_nonce: 'n', error_detail: nack }],
     ['unicode names', { type_url: EDS, resource_names: ['café', '服务-β', '🚀.svc', 'a\u0000b'] }],
+    ['names whose lengths take one, two and three bytes', { type_url: EDS, resource_names: ['a'.repeat(127), 'b'.repeat(128), 'c'.repeat(16_383), 'd'.repeat(16_384), 'e', 'f'.repeat(70_000), 'g'] }],
     ['empty names', { type_url: EDS, resource_names: ['', 'api', '', ''] }],
     ['empty strings everywhere', { version_info: '', type_url: '', response_nonce: '', resource_names: [''] }],
   ])('decodes %s as before', (_, object) => {
