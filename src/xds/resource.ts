@@ -9,7 +9,11 @@ import { referencesOf, type Reference } from './references.js';
 import { putVarint, varintSize } from './proto-writer.js';
 import { murmur3x86Words } from './content-hash.js';
 
-/** 16 hex characters of SHA-256: collisions are not a practical concern at our scale. */
+/**
+ * 16 hex characters of SHA-256: collisions are not a practical concern at our scale.
+ * For keys made rarely (a subscription's, sotw-stream.ts); a resource's version is
+ * its message's content hash (content-hash.ts), made tens of thousands of times a build.
+ */
 export function contentHash(...parts: (string | Uint8Array)[]): string {
   if (parts.length === 1) return hash('sha256', parts[0]!, 'hex').slice(0, 16);
   const h = createHash('sha256');
