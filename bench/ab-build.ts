@@ -13,7 +13,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { benchModel } from './lib/model.js';
-import { collectGarbage } from './lib/gc.js';
+import { collectYoungGarbage } from './lib/gc.js';
 import type { Model } from '../src/model/types.js';
 import type { ProxyKey } from '../src/translate/proxy.js';
 
@@ -46,7 +46,7 @@ for (let run = 0; run < WARMUPS + BUILDS; run++) {
     pipeline.addGroup(EDGE_KEY);
     // A registry state of its own for every build, as in B1.
     const state: Model = { ...model, registry: { ...model.registry, services: new Map(model.registry.services) } };
-    collectGarbage();
+    collectYoungGarbage();
     const { phases } = pipeline.rebuild(state);
     if (run >= WARMUPS) samples[side].push({ total: phases.shared + phases.groups, ...phases });
   }

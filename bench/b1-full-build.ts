@@ -4,8 +4,8 @@
 import { runBenchmark, progress } from './lib/report.js';
 import { benchModel } from './lib/model.js';
 import { AppPipeline, EDGE_GROUP, EDGE_KEY, formatPhases, snapshotSizes, type Phases } from './lib/pipeline.js';
-import { median } from './lib/stats.js';
-import { collectGarbage } from './lib/gc.js';
+import { median, now } from './lib/stats.js';
+import { Collections, collectYoungGarbage } from './lib/gc.js';
 import { Profiler } from './lib/profile.js';
 import { PUSH_ORDER } from '../src/xds/resources.js';
 
@@ -24,15 +24,18 @@ await runBenchmark('B1', 'full build', async (emit) => {
   let sizes = '';
   let first = 0;
   const profiler = new Profiler();
+  const collections = new Collections();
   for (let run = 0; run < WARMUPS + RUNS; run++) {
     const pipeline = new AppPipeline();
     pipeline.addGroup(EDGE_KEY);
     // A registry state of its own, as a new one is to serve: nothing worked out for the last one applies.
     const state = { ...model, registry: { ...model.registry, services: new Map(model.registry.services) } };
-    collectGarbage();
+    collectYoungGarbage();
     // The profile holds the measured builds alone, not the collections between them.
     if (run >= WARMUPS) await profiler.resume();
+    const start = now();
     const built = pipeline.rebuild(state);
+    if (run >= WARMUPS) collections.timed(start, now());
     if (run >= WARMUPS) await profiler.pause();
     const total = built.phases.shared + built.phases.groups;
     progress(`run ${run + 1}/${WARMUPS + RUNS}: ${total.toFixed(1)} ms${run < WARMUPS ? ' (warm-up)' : ''}`);
@@ -56,6 +59,7 @@ await runBenchmark('B1', 'full build', async (emit) => {
       `fastest measured build: ${Math.min(...samples).toFixed(0)} ms`,
       `snapshot: ${sizes}`,
       `the first build of the process, before V8 has optimised anything (as when serve starts): ${first.toFixed(0)} ms`,
+      collections.summary(),
     ],
   });
 });

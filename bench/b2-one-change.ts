@@ -7,7 +7,7 @@ import { runBenchmark, progress } from './lib/report.js';
 import { benchModel, withInstanceMoved } from './lib/model.js';
 import { AppPipeline, EDGE_GROUP, EDGE_KEY, EDGE_METADATA, EDGE_ROUTE_CONFIG, formatPhases, type Phases } from './lib/pipeline.js';
 import { InProcessProxy } from './lib/in-process-proxy.js';
-import { collectGarbage } from './lib/gc.js';
+import { Collections, collectYoungGarbage } from './lib/gc.js';
 import { Profiler } from './lib/profile.js';
 import { median, now } from './lib/stats.js';
 import type { Snapshot } from '../src/xds/cache.js';
@@ -58,10 +58,11 @@ await runBenchmark('B2', 'one change', async (emit) => {
   let responseBytes = 0;
   let edsEntries = 0;
   const profiler = new Profiler();
+  const collections = new Collections();
   for (let run = 0; run < WARMUPS + RUNS; run++) {
     if (run === WARMUPS) await profiler.start();
     const next: Model = { ...model, registry: withInstanceMoved(model.registry, 4242, 20_000 + run) };
-    collectGarbage();
+    collectYoungGarbage();
     const writesBefore = proxy.writes.length;
     const encodingsBefore = encodings;
     const start = now();
@@ -82,6 +83,7 @@ await runBenchmark('B2', 'one change', async (emit) => {
     if (run < WARMUPS) continue;
     samples.push(eds.at - start);
     phases.push(built.phases);
+    collections.timed(start, end);
   }
   await profiler.stop('b2-one-change');
   emit({
@@ -95,6 +97,7 @@ await runBenchmark('B2', 'one change', async (emit) => {
       `phase medians: ${formatPhases(phases, median)} (groups includes the stream building and writing its response)`,
       `resources whose content changed: ${changed.length} (${changed.slice(0, 3).join(', ')}); resources encoded during the change: ${encoded.toLocaleString('en-US')}`,
       `the SotW EDS response carries ${edsEntries.toLocaleString('en-US')} of 20,000 endpoints resources (only what changed): ${(responseBytes / 1e3).toFixed(2)} KB`,
+      collections.summary(),
     ],
   });
 });

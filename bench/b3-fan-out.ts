@@ -10,7 +10,7 @@ import { AppPipeline, EDGE_GROUP, EDGE_KEY, EDGE_METADATA, EDGE_ROUTE_CONFIG } f
 import { connectFleet, startControlPlane, waitUntil } from './lib/control-plane.js';
 import { outPath } from './lib/paths.js';
 import { Fleet, proxyClientNote } from './lib/fleet.js';
-import { collectGarbage } from './lib/gc.js';
+import { Collections, collectGarbage, collectYoungGarbage } from './lib/gc.js';
 import { Profiler } from './lib/profile.js';
 import { median, now } from './lib/stats.js';
 import type { Model } from '../src/model/types.js';
@@ -58,9 +58,10 @@ await runBenchmark('B3', 'fan-out', async (emit) => {
       const proxyCpu: number[] = [];
       let responseBytes = 0;
       const profiler = new Profiler();
+      const collections = new Collections();
       for (let run = 0; run < WARMUPS + RUNS; run++) {
         model = { ...model, registry: withInstanceMoved(model.registry, 1, ++port) };
-        collectGarbage();
+        collectYoungGarbage();
         const before = await fleet.stats();
         // The profile holds the measured changes alone: not the forced collections, the
         // next model or the proxies' stats between them (a third of it was those).
@@ -78,6 +79,7 @@ await runBenchmark('B3', 'fan-out', async (emit) => {
         responseBytes = (after.responseBytes - before.responseBytes) / streams;
         progress(`run ${run + 1}/${WARMUPS + RUNS}: ${(end - start).toFixed(1)} ms${run < WARMUPS ? ' (warm-up)' : ''}`);
         if (run >= WARMUPS) {
+          collections.timed(start, end);
           samples.push(end - start);
           rebuildMs.push(rebuilt);
           serverCpu.push((cpu.user + cpu.system) / 1000);
@@ -100,6 +102,7 @@ await runBenchmark('B3', 'fan-out', async (emit) => {
           `${PROCESSES} proxy processes, one HTTP/2 connection per stream; ${fs.failed} streams failed, ${cp.tracker.nacks} NACKs, ${cp.complaints().count} server warnings`,
           proxyClientNote(),
           `CPU time per change (medians): the server ${median(serverCpu).toFixed(0)} ms, the proxies ${median(proxyCpu).toFixed(0)} ms (until their stats were read, just after the last ACK), on ${os.availableParallelism()} cores shared by both`,
+          collections.summary(),
           `idle, before the runs: server RSS ${(idle.rss / 2 ** 20).toFixed(0)} MB, ${((idle.rss - atRest.rss) / streams / 1024).toFixed(1)} KB RSS and ${((idle.heap - atRest.heap) / streams / 1024).toFixed(1)} KB heap + external per stream over the server before any stream`,
         ],
       });

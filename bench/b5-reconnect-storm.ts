@@ -10,7 +10,7 @@ import { benchModel } from './lib/model.js';
 import { AppPipeline, EDGE_GROUP, EDGE_KEY, EDGE_METADATA, EDGE_ROUTE_CONFIG, snapshotSizes } from './lib/pipeline.js';
 import { startControlPlane, waitUntil } from './lib/control-plane.js';
 import { Fleet, proxyClientNote } from './lib/fleet.js';
-import { collectGarbage } from './lib/gc.js';
+import { Collections, collectYoungGarbage } from './lib/gc.js';
 import { outPath } from './lib/paths.js';
 import { Profiler } from './lib/profile.js';
 import { median, now } from './lib/stats.js';
@@ -37,6 +37,7 @@ await runBenchmark('B5', 'reconnect storm', async (emit) => {
   const serverCpu: number[] = [];
   const proxyCpu: number[] = [];
   const profiler = new Profiler();
+  const collections = new Collections();
   let bytesPerProxy = 0;
   try {
     // The fleet as it was before the storm: connected and in sync.
@@ -48,7 +49,7 @@ await runBenchmark('B5', 'reconnect storm', async (emit) => {
       // Every stream drops at once (a network blip, a control plane restart)...
       await fleet.close();
       await waitUntil(() => cp.server.streams().length === 0, 'the server to see every stream close', 60_000);
-      collectGarbage();
+      collectYoungGarbage();
       await new Promise((resolve) => setTimeout(resolve, 500));
       if (run === WARMUPS) await profiler.start();
       const before = await fleet.stats();
@@ -68,6 +69,7 @@ await runBenchmark('B5', 'reconnect storm', async (emit) => {
       const max = histogram.max / 1e6;
       progress(`run ${run + 1}/${WARMUPS + RUNS}: all ACKed after ${(end - start).toFixed(0)} ms; event-loop delay p99 ${p99.toFixed(0)} ms, max ${max.toFixed(0)} ms${run < WARMUPS ? ' (warm-up)' : ''}`);
       if (run < WARMUPS) continue;
+      collections.timed(start, end);
       allAcked.push(end - start);
       serverCpu.push((cpu.user + cpu.system) / 1000);
       proxyCpu.push(after.cpuMs - before.cpuMs);
@@ -86,6 +88,7 @@ await runBenchmark('B5', 'reconnect storm', async (emit) => {
     `${PROCESSES} proxy processes, one HTTP/2 connection per proxy, reconnects spread evenly over ${SPREAD_MS} ms`,
     proxyClientNote(),
     `CPU time per storm (medians): the server ${median(serverCpu).toFixed(0)} ms, the proxies ${median(proxyCpu).toFixed(0)} ms, on ${os.availableParallelism()} cores shared by both`,
+    collections.summary(),
     `server warnings: ${complaints.count}${complaints.first ? ` (first: "${complaints.first}")` : ''}; NACKs: ${cp.tracker.nacks}`,
   ];
   emit({
