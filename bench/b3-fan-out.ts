@@ -2,7 +2,9 @@
 // processes, each on its own HTTP/2 connection) have ACKed a snapshot; one instance
 // changes; how long until every stream has ACKed the new endpoints. The clock starts
 // when the registry's next state enters the rebuild and stops when the server has
-// received the last ACK.
+// received the last ACK. At 1,000 streams the same proxies then meet a bare grpc-js
+// server that does nothing but write one response of the same size to every call and
+// count the ACKs: the floor under the figure on this machine.
 import os from 'node:os';
 import { runBenchmark, progress } from './lib/report.js';
 import { benchModel, withInstanceMoved } from './lib/model.js';
@@ -13,7 +15,12 @@ import { Fleet, proxyClientNote } from './lib/fleet.js';
 import { Collections, collectGarbage, collectYoungGarbage } from './lib/gc.js';
 import { Profiler } from './lib/profile.js';
 import { median, now } from './lib/stats.js';
+import { BareGrpcServer, paddedResponse } from './lib/bare-grpc.js';
+import { encodeDiscoveryResponse } from '../src/xds/wire.js';
+import { TypeUrl } from '../src/xds/resources.js';
+import type { Snapshot } from '../src/xds/cache.js';
 import type { Model } from '../src/model/types.js';
+import type { Figure } from './lib/report.js';
 
 const SERVICES = Number(process.env.BENCH_B3_SERVICES ?? 100);
 const STREAM_COUNTS = (process.env.BENCH_B3_STREAMS ?? '1000,10000').split(',').map(Number);
@@ -21,6 +28,8 @@ const TARGET_MS: Record<number, number> = { 1000: 150, 10000: 1500 };
 /** Warm-up and measured runs per stream count: 10,000 streams take a while per run. */
 const RUNS_FOR: Record<number, [warmups: number, runs: number]> = { 1000: [2, 7], 10000: [1, 5] };
 const PROCESSES = 4;
+/** The stream count whose floor is measured (bench/lib/bare-grpc.ts). */
+const FLOOR_STREAMS = 1000;
 
 interface Memory {
   rss: number;
@@ -108,9 +117,74 @@ await runBenchmark('B3', 'fan-out', async (emit) => {
       });
       await fleet.close();
       await waitUntil(() => cp.server.streams().length === 0, 'the server to see every stream close', 60_000);
+      if (streams === FLOOR_STREAMS) emit(await measureFloor(fleet, cp.cache.get(EDGE_GROUP)!, streams, responseBytes, WARMUPS, RUNS));
     }
   } finally {
     await fleet.stop();
     await cp.stop();
   }
 });
+
+/**
+ * The same fan-out with no server work in it. A bare grpc-js server syncs each proxy
+ * with the xDS server's own CDS response (so their EDS requests, and so their ACKs,
+ * name the same clusters), then writes one EDS response of the xDS runs' size to every
+ * call and waits for every ACK. Proxies, transport and machine are the xDS runs'.
+ */
+async function measureFloor(fleet: Fleet, snapshot: Snapshot, streams: number, responseBytes: number, warmups: number, runs: number): Promise<Figure> {
+  const clusters = encodeDiscoveryResponse({
+    versionInfo: snapshot.version(TypeUrl.Cluster),
+    typeUrl: TypeUrl.Cluster,
+    nonce: '1',
+    resources: [...snapshot.resources(TypeUrl.Cluster).values()],
+    controlPlaneId: 'shadowplane/bench',
+  });
+  const server = new BareGrpcServer([clusters]);
+  const port = await server.start();
+  const response = paddedResponse({ typeUrl: TypeUrl.ClusterLoadAssignment, bytes: Math.round(responseBytes) });
+  try {
+    progress(`floor: opening ${streams} streams to a bare grpc-js server`);
+    await fleet.open(streams, { port, spreadMs: 0, metadata: EDGE_METADATA, routeConfigs: [EDGE_ROUTE_CONFIG] });
+    // Each proxy asks for clusters and listeners, then for the endpoints of the clusters it got, and ACKs them.
+    await waitUntil(() => server.held === streams && server.synced === streams && server.requests >= 4 * streams, `${streams} proxies synced with the bare server`, 120_000, 20);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const samples: number[] = [];
+    const serverCpu: number[] = [];
+    const proxyCpu: number[] = [];
+    const collections = new Collections();
+    for (let run = 0; run < warmups + runs; run++) {
+      collectYoungGarbage();
+      const before = await fleet.stats();
+      const cpuBefore = process.cpuUsage();
+      const start = now();
+      const end = await server.fanOut(response, 60_000);
+      const cpu = process.cpuUsage(cpuBefore);
+      const after = await fleet.stats();
+      progress(`floor run ${run + 1}/${warmups + runs}: ${(end - start).toFixed(1)} ms${run < warmups ? ' (warm-up)' : ''}`);
+      if (run >= warmups) {
+        collections.timed(start, end);
+        samples.push(end - start);
+        serverCpu.push((cpu.user + cpu.system) / 1000);
+        proxyCpu.push(after.cpuMs - before.cpuMs);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    const { failed } = await fleet.stats();
+    return {
+      name: `B3 fan-out floor: one response to ${streams.toLocaleString('en-US')} streams from a bare @grpc/grpc-js server`,
+      measures: "from writing one response of the xDS runs' size to every held call to the last ACK, as the bare server receives it; the same proxy processes, their ACKs naming the same clusters",
+      unit: 'ms',
+      targets: [{ stat: 'median', limit: TARGET_MS[streams] ?? Number.NaN }],
+      samples,
+      warmups,
+      notes: [
+        `what no change to the xDS server can take away: the proxies' work and the transport's on the same ${os.availableParallelism()} cores; ${failed} streams failed`,
+        `CPU time per fan-out (medians): the bare server ${median(serverCpu).toFixed(0)} ms, the proxies ${median(proxyCpu).toFixed(0)} ms`,
+        collections.summary(),
+      ],
+    };
+  } finally {
+    await fleet.close();
+    await server.stop();
+  }
+}

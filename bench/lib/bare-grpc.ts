@@ -1,9 +1,10 @@
-// The floor under B4: a @grpc/grpc-js server with the xDS server's options that
+// The floor under B3 and B4: a @grpc/grpc-js server with the xDS server's options that
 // answers the ADS method by holding the call and, when given a sync, by sending each
-// new call responses of the sizes an xDS sync has, one type after the other. No
-// decoding, no snapshot, no stream state: what an idle bidi stream costs here is what
-// the transport costs (the HTTP/2 session, nghttp2, grpc-js's call), which no change
-// to the xDS code can take away.
+// new call responses of the sizes an xDS sync has (or given responses), one after the
+// other. No decoding, no snapshot, no stream state: what an idle bidi stream costs here
+// is what the transport costs (the HTTP/2 session, nghttp2, grpc-js's call), and what a
+// fan-out costs (one response written to every call, every proxy's ACK read) is the
+// transport's and the proxies' work, which no change to the xDS code can take away.
 //
 // The sync matters to the floor: Node's HTTP/2 session keeps the capacity of the
 // buffer it copied the largest burst's frame headers into (9 bytes for every 16 KB
@@ -54,13 +55,15 @@ export class BareGrpcServer {
   private readonly server = new grpc.Server(grpcServerOptions());
   private readonly calls = new Set<grpc.ServerDuplexStream<Buffer, Buffer>>();
   private readonly sync: Buffer[];
+  private awaited?: { count: number; resolve: (at: number) => void };
   /** Requests received (and dropped), to tell that every client has spoken. */
   requests = 0;
   /** Calls whose whole sync has been handed to the transport. */
   synced = 0;
 
-  constructor(sync: readonly SyncResponse[] = []) {
-    this.sync = sync.map(paddedResponse);
+  /** `sync`: responses of given sizes (padded), or encoded responses as they are. */
+  constructor(sync: readonly (SyncResponse | Buffer)[] = []) {
+    this.sync = sync.map((r) => (Buffer.isBuffer(r) ? r : paddedResponse(r)));
     this.server.addService(definition, {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
         this.calls.add(call);
@@ -70,6 +73,10 @@ export class BareGrpcServer {
         let sent = false;
         call.on('data', () => {
           this.requests++;
+          if (this.awaited && this.requests >= this.awaited.count) {
+            this.awaited.resolve(performance.now());
+            this.awaited = undefined;
+          }
           if (sent) return;
           sent = true;
           this.send(call, 0);
@@ -93,6 +100,28 @@ export class BareGrpcServer {
       return;
     }
     call.write(response, () => this.send(call, i + 1));
+  }
+
+  /**
+   * Writes `response` to every call held, in one turn, and resolves with the time
+   * (performance.now()) the last of their next requests arrives: a fan-out with no
+   * server work in it.
+   */
+  fanOut(response: Buffer, timeoutMs: number): Promise<number> {
+    const calls = this.calls.size;
+    const from = this.requests;
+    const acked = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.requests - from} of ${calls} ACKs after ${timeoutMs} ms`)), timeoutMs);
+      this.awaited = {
+        count: from + calls,
+        resolve: (at) => {
+          clearTimeout(timer);
+          resolve(at);
+        },
+      };
+    });
+    for (const call of this.calls) call.write(response);
+    return acked;
   }
 
   /** Calls being held. */
