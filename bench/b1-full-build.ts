@@ -35,8 +35,10 @@ await runBenchmark('B1', 'full build', async (emit) => {
     if (run >= WARMUPS) await profiler.resume();
     const start = now();
     const built = pipeline.rebuild(state);
-    if (run >= WARMUPS) collections.timed(start, now());
-    if (run >= WARMUPS) await profiler.pause();
+    if (run >= WARMUPS) {
+      collections.timed(start, now());
+      await profiler.pause();
+    }
     const total = built.phases.shared + built.phases.groups;
     progress(`run ${run + 1}/${WARMUPS + RUNS}: ${total.toFixed(1)} ms${run < WARMUPS ? ' (warm-up)' : ''}`);
     if (run === 0) first = total;
