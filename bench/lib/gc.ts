@@ -18,10 +18,11 @@ export function collectGarbage(): void {
  * Between timed runs: the young generation, where a run leaves its garbage, so the next
  * run's clock does not pay for collecting it.
  *
- * Not the whole heap: a full collection also throws away optimised code that holds an
- * object it finds dead, and the hot paths of a build or a fan-out hold objects of the
- * run before (its closures and builders). With a full collection before every run,
- * `--trace-deopt` showed each one deoptimising ("reason: weak objects") B1's snapshot
+ * Not the whole heap: a full collection also throws away optimised code that holds
+ * (weakly, as V8 embeds some objects in it) an object the collection finds dead, and
+ * the hot paths of a build and of a fan-out are such code. With a full collection
+ * before every run, `--trace-deopt` showed each one deoptimising ("reason: weak
+ * objects") B1's snapshot
  * builder (`add`, `has`, `sharedParts`) and, in B3, `decodeDiscoveryRequest`,
  * grpc-js's `decompressAndMaybePush` and Node's stream writes; every run then ran them
  * unoptimised while V8 compiled them again beside it. A server does not collect its
@@ -50,7 +51,7 @@ export class Collections {
     this.windows.push([start, end]);
   }
 
-  /** Stops watching; e.g. "on the runs' clocks: 1 full collection (31 ms), 4 young (9 ms)". */
+  /** Stops watching; says e.g. "collections on the runs' clocks: 1 full (31 ms), 4 young (9 ms); …". */
   summary(): string {
     this.entries.push(...this.observer.takeRecords());
     this.observer.disconnect();
@@ -59,11 +60,14 @@ export class Collections {
     for (const e of this.entries) {
       if (!this.windows.some(([start, end]) => e.startTime >= start && e.startTime <= end)) continue;
       const kind = (e as { detail?: { kind?: number } }).detail?.kind;
-      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) full.count++;
-      else if (kind === constants.NODE_PERFORMANCE_GC_MINOR) young.count++;
-      // Incremental marking's steps are parts of a full collection: their time is its.
-      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) young.ms += e.duration;
-      else full.ms += e.duration;
+      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+        young.count++;
+        young.ms += e.duration;
+      } else {
+        // Incremental marking's steps and weak callbacks are parts of a full collection: their time is its.
+        if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) full.count++;
+        full.ms += e.duration;
+      }
     }
     return `collections on the runs' clocks: ${full.count} full (${full.ms.toFixed(0)} ms), ${young.count} young (${young.ms.toFixed(0)} ms); between runs only the young generation is collected (see Method)`;
   }
