@@ -212,16 +212,16 @@ export function refuseNameClashes(registry: Registry, rules: RuleSet): { registr
   const byOwner = (a: Claimant, b: Claimant): number => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.subset < b.subset ? -1 : a.subset > b.subset ? 1 : 0);
 
   const lost = new Map<string, { claimant: Claimant; cluster: string; kind: RefusedSubset['kind']; reason: string }>();
-  const lose = (claimant: Claimant, cluster: string, reason: string, kind: RefusedSubset['kind'] = 'cluster'): void => {
+  const lose = (claimant: Claimant, cluster: string, reason: string, kind: RefusedSubset['kind']): void => {
     lost.set(`${claimant.service}\u0000${claimant.subset}`, { claimant, cluster, kind, reason });
   };
   for (const service of subsets.keys()) {
-    if (LOCAL_APP.test(service)) lose({ service, subset: STABLE_SUBSET, dotted: false }, service, `"${service}" is the name of a sidecar's local application cluster`);
+    if (LOCAL_APP.test(service)) lose({ service, subset: STABLE_SUBSET, dotted: false }, service, `"${service}" is the name of a sidecar's local application cluster`, 'cluster');
   }
   for (const [cluster, list] of claims) {
     const rule = ruleNames.get(cluster);
     if (rule !== undefined) {
-      for (const c of list) lose(c, cluster, `${rule} has the cluster name "${cluster}"`);
+      for (const c of list) lose(c, cluster, `${rule} has the cluster name "${cluster}"`, 'cluster');
       continue;
     }
     if (list.length < 2) continue;
@@ -230,7 +230,7 @@ export function refuseNameClashes(registry: Registry, rules: RuleSet): { registr
     for (const c of list) {
       if (c === plain) continue;
       const others = list.filter((o) => o !== c).map(describe).join(' and ');
-      lose(c, cluster, `${others} would have the cluster name "${cluster}" too`);
+      lose(c, cluster, `${others} would have the cluster name "${cluster}" too`, 'cluster');
     }
   }
   // One domain, as Envoy compares them, for several services: every service with a
